@@ -102,9 +102,10 @@ class NodeReport:
 
     def to_text(self) -> str:
         verb = "would " if self.dry_run else ""
-        lines = [f"node {self.node} (host root {self.host_root}){' [dry run: nothing changed]' if self.dry_run else ''}"]
+        mode = " [dry run: nothing changed]" if self.dry_run else ""
+        lines = [f"node {self.node} (host root {self.host_root}){mode}"]
         if self.pod_error_before:
-            lines.append(f"  before: new pods fail with: {self.pod_error_before}")
+            lines.append(f"  found: {self.pod_error_before}")
         if not (self.found or self.removed or self.restored):
             lines.append("  no Multus files found")
         for move in self.restored:

@@ -1,0 +1,91 @@
+"""`multus-cleanup`: the command line. Imports stay lazy so `node` starts fast on every node."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import socket
+import sys
+from collections.abc import Sequence
+
+from . import __version__
+from .config import ConfigError
+
+EXIT_CLEAN, EXIT_NOT_CLEAN, EXIT_USAGE = 0, 1, 2
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="multus-cleanup",
+        description="Uninstall Multus CNI completely: clean every node, restore the primary CNI config, "
+                    "verify that new pods can start.",
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    node = commands.add_parser(
+        "node", help="clean this node (its root filesystem mounted at --host-root)",
+        description="Remove Multus's files from one node, restore a primary CNI config that Multus renamed, "
+                    "and verify the config the container runtime will load. Exit 0: the node is clean; "
+                    "1: something is left or failed (the report says what); 2: bad usage or config.",
+    )
+    node.add_argument("--host-root", default="/host", metavar="DIR",
+                      help="where the node's root filesystem is mounted (default: /host)")
+    node.add_argument("--config", metavar="FILE",
+                      help="YAML config (the `node:` section sets paths; default: Multus v4 layout)")
+    node.add_argument("--dry-run", action="store_true", help="report what would be done; change nothing")
+    node.add_argument("--output", choices=("text", "json"), default="text", help="report format")
+    node.add_argument("--backup-dir", metavar="DIR",
+                      help="a host path: move Multus's files there instead of deleting them")
+    node.add_argument("--report-file", metavar="FILE",
+                      help="also write the report as compact JSON to FILE (e.g. /dev/termination-log)")
+    node.add_argument("--node-name", default=os.environ.get("NODE_NAME") or socket.gethostname(),
+                      help="the node's name in the report (default: $NODE_NAME or the hostname)")
+
+    from .cluster.cli import register  # cheap: defines arguments only, imports no API client
+
+    register(commands)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        if args.command == "node":
+            return _node(args)
+        from .cluster.cli import dispatch
+
+        return dispatch(args)
+    except ConfigError as err:
+        what = "" if err.field.startswith("-") else "invalid configuration: "
+        print(f"multus-cleanup: {what}{err}", file=sys.stderr)
+        return EXIT_USAGE
+
+
+def _node(args: argparse.Namespace) -> int:
+    from .config import load_config
+    from .node.engine import NodeRun, check_backup_dir, clean_node
+
+    config = load_config(args.config)
+    if not os.path.isdir(args.host_root):
+        raise ConfigError("--host-root", f"{args.host_root} is not a directory (mount the node's root there)")
+    if args.backup_dir:
+        check_backup_dir(config.node, args.backup_dir)
+    run = NodeRun(host_root=args.host_root, node_name=args.node_name, dry_run=args.dry_run,
+                  backup_dir=args.backup_dir)
+    try:
+        report = clean_node(config.node, run)
+    except OSError as err:
+        print(f"multus-cleanup: cannot inspect the node: {err}", file=sys.stderr)
+        return EXIT_NOT_CLEAN
+    print(report.to_json() if args.output == "json" else report.to_text())
+    if args.report_file:
+        with open(args.report_file, "w", encoding="utf-8") as handle:  # may be a device file
+            handle.write(report.to_json(compact=True))
+    if args.dry_run:
+        return EXIT_CLEAN
+    return EXIT_CLEAN if report.clean else EXIT_NOT_CLEAN
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""The cluster orchestrator: the only code that talks to the Kubernetes API."""

@@ -1,0 +1,1 @@
+"""The node engine: pure filesystem work on one host root. Never imports `kubernetes`."""
