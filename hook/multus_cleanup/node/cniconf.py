@@ -6,7 +6,7 @@ import json
 import posixpath
 from dataclasses import dataclass
 
-from .hostfs import HostFS
+from .hostfs import HostFS, describe
 
 CONFIG_EXTENSIONS = (".conf", ".conflist", ".json")
 
@@ -32,7 +32,10 @@ def config_names(fs: HostFS, conf_dir: str) -> list[str]:
 
 def read_netconf(fs: HostFS, host_path: str, *, as_name: str | None = None) -> NetConf:
     """Parse a config; `as_name` is the name whose extension decides the format (for a renamed `.old`)."""
-    text = fs.read_text(host_path)
+    try:
+        text = fs.read_text(host_path)
+    except OSError as err:
+        return NetConf(host_path, (), f"cannot read it: {describe(err)}")
     if text is None:
         return NetConf(host_path, (), "not a readable file (a dangling link?)")
     try:

@@ -1,0 +1,175 @@
+"""Node trees for tests: a node before Multus, and the footprints Multus v4.3.0 leaves on it.
+
+Shapes follow what Multus v4.3.0 writes (multus-footprint.md): thin's `00-multus.conf` (primary
+cniVersion < 1.0.0) or `00-multus.conflist` (>= 1.0.0) with the primary embedded as a delegate, mode 0600;
+thick's `multus-shim` config; `multus.d/multus.kubeconfig`; binaries; the daemon socket; the per-pod cache.
+`snapshot()` captures a tree byte for byte so a test can assert it equals the pre-install tree.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import stat
+from dataclasses import dataclass
+from pathlib import Path
+
+EXECUTABLE = b"#!/bin/sh\n# stand-in CNI plugin binary\nexit 0\n"
+KUBECONFIG = b"apiVersion: v1\nkind: Config\nusers:\n- name: multus\n  user:\n    token: c2VjcmV0\n"
+
+PRIMARY_1_0_0 = {
+    "cniVersion": "1.0.0", "name": "k8s-pod-network",
+    "plugins": [{"type": "bridge", "bridge": "cni0", "isGateway": True, "ipMasq": True,
+                 "ipam": {"type": "host-local", "subnet": "10.88.0.0/16"}},
+                {"type": "portmap", "capabilities": {"portMappings": True}}],
+}
+PRIMARY_0_3_1 = {"cniVersion": "0.3.1", "name": "cbr0", "type": "bridge", "bridge": "cni0",
+                 "ipam": {"type": "host-local", "subnet": "10.244.0.0/16"}}
+
+
+@dataclass(frozen=True)
+class Layout:
+    """Where a platform keeps CNI files (host paths), and the matching `node:` config section."""
+
+    name: str
+    conf_dir: str = "/etc/cni/net.d"
+    bin_dir: str = "/opt/cni/bin"
+    socket_dir: str = "/run/multus"
+    cache_dir: str = "/var/lib/cni/multus"
+
+    def node_config(self) -> dict[str, object]:
+        return {"cniConfDir": self.conf_dir, "cniBinDir": self.bin_dir,
+                "socketDir": self.socket_dir, "cacheDir": self.cache_dir}
+
+
+DEFAULT = Layout("default")
+K3S = Layout("k3s", conf_dir="/var/lib/rancher/k3s/agent/etc/cni/net.d",
+             bin_dir="/var/lib/rancher/k3s/data/current/bin")
+OPENSHIFT = Layout("openshift", conf_dir="/etc/kubernetes/cni/net.d", bin_dir="/var/lib/cni/bin")
+GKE = Layout("gke", bin_dir="/home/kubernetes/bin")
+
+
+def _p(root: Path, host_path: str) -> Path:
+    return root / host_path.lstrip("/")
+
+
+def write(root: Path, host_path: str, data: bytes | str, mode: int = 0o644) -> Path:
+    path = _p(root, host_path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(data.encode() if isinstance(data, str) else data)
+    path.chmod(mode)
+    return path
+
+
+def node_before_multus(root: Path, layout: Layout = DEFAULT, primary: str = "1.0.0") -> str:
+    """A node with a primary CNI and neighbours that are not Multus's. Returns the primary's host path."""
+    if primary == "1.0.0":
+        primary_path, primary_conf = f"{layout.conf_dir}/10-bridge.conflist", PRIMARY_1_0_0
+    else:
+        primary_path, primary_conf = f"{layout.conf_dir}/10-flannel.conf", PRIMARY_0_3_1
+    write(root, primary_path, json.dumps(primary_conf, indent=2))
+    # Neighbours that must survive: another CNI's files, whereabouts, an unknown file, a disabled config.
+    write(root, f"{layout.conf_dir}/calico-kubeconfig", "calico: kubeconfig\n", 0o600)
+    write(root, f"{layout.conf_dir}/whereabouts.d/whereabouts.conf", '{"datastore": "kubernetes"}\n')
+    write(root, f"{layout.conf_dir}/99-loopback.conf.disabled", '{"type": "loopback"}\n')
+    write(root, f"{layout.conf_dir}/README", "notes of the admin\n")
+    for plugin in ("bridge", "host-local", "loopback", "portmap", "whereabouts", "multus-helper-not-ours"):
+        write(root, f"{layout.bin_dir}/{plugin}", EXECUTABLE, 0o755)
+    write(root, "/var/lib/cni/networks/cbr0/10.88.0.2", "containerid\n")
+    write(root, "/run/flannel/subnet.env", "FLANNEL_SUBNET=10.244.1.1/24\n")
+    _p(root, "/var/log").mkdir(parents=True, exist_ok=True)
+    return primary_path
+
+
+def _multus_conf(root: Path, layout: Layout, primary_path: str, thick: bool) -> tuple[str, dict[str, object]]:
+    primary = json.loads(_p(root, primary_path).read_text())
+    if thick:
+        return f"{layout.conf_dir}/00-multus.conf", {
+            "cniVersion": "0.3.1", "name": "multus-cni-network", "type": "multus-shim",
+            "logLevel": "verbose", "logToStderr": True, "clusterNetwork": f"/host{primary_path}",
+            "socketDir": f"/host{layout.socket_dir}/"}
+    multus = {"type": "multus", "capabilities": {"portMappings": True},
+              "kubeconfig": f"{layout.conf_dir}/multus.d/multus.kubeconfig", "delegates": [primary]}
+    version = str(primary.get("cniVersion", "0.3.1"))
+    if version >= "1.0.0":
+        return f"{layout.conf_dir}/00-multus.conflist", {
+            "cniVersion": version, "name": "multus-cni-network", "plugins": [multus]}
+    return f"{layout.conf_dir}/00-multus.conf", {"cniVersion": version, "name": "multus-cni-network", **multus}
+
+
+def install_thin(root: Path, primary_path: str, layout: Layout = DEFAULT, *, rename_conf_file: bool = False,
+                 pods: int = 2) -> None:
+    conf_path, conf = _multus_conf(root, layout, primary_path, thick=False)
+    for binary in ("multus", "passthru"):
+        write(root, f"{layout.bin_dir}/{binary}", EXECUTABLE, 0o755)
+    write(root, f"{layout.conf_dir}/multus.d/multus.kubeconfig", KUBECONFIG, 0o600)
+    write(root, conf_path, json.dumps(conf, indent=2), 0o600)
+    if rename_conf_file:
+        _p(root, primary_path).rename(_p(root, primary_path + ".old"))
+    _pod_cache(root, layout, pods)
+
+
+def install_thick(root: Path, primary_path: str, layout: Layout = DEFAULT, pods: int = 2) -> None:
+    conf_path, conf = _multus_conf(root, layout, primary_path, thick=True)
+    for binary in ("multus-shim", "passthru"):
+        write(root, f"{layout.bin_dir}/{binary}", EXECUTABLE, 0o755)
+    sock_dir = _p(root, layout.socket_dir)
+    sock_dir.mkdir(parents=True, exist_ok=True)
+    sock_dir.chmod(0o700)
+    stale_socket(sock_dir / "multus.sock")
+    write(root, conf_path, json.dumps(conf, indent=2), 0o600)
+    _pod_cache(root, layout, pods)
+
+
+def graceful_exit(root: Path, layout: Layout = DEFAULT) -> None:
+    """What thin with --cleanup-config-on-exit leaves: its config gone, kubeconfig and binaries left."""
+    for name in ("00-multus.conf", "00-multus.conflist"):
+        _p(root, f"{layout.conf_dir}/{name}").unlink(missing_ok=True)
+
+
+def interrupted_install(root: Path, layout: Layout = DEFAULT) -> None:
+    """Temp files of atomic copies killed mid-write."""
+    write(root, f"{layout.bin_dir}/multus.temp4711", EXECUTABLE[:10], 0o755)
+    write(root, f"{layout.bin_dir}/passthru.temp", EXECUTABLE[:5], 0o755)
+    write(root, f"{layout.bin_dir}/_multus-shim", EXECUTABLE, 0o755)
+    write(root, f"{layout.conf_dir}/00-multus.conf.new", '{"cniVersion": "0.3', 0o600)
+    write(root, f"{layout.conf_dir}/multus.d/multus.kubeconfig.new", KUBECONFIG[:20], 0o600)
+
+
+def _pod_cache(root: Path, layout: Layout, pods: int) -> None:
+    for i in range(pods):
+        cid = f"{i:064x}"
+        write(root, f"{layout.cache_dir}/{cid}", json.dumps({"delegates": []}), 0o600)
+        write(root, f"{layout.cache_dir}/results/multus-cni-network-{cid}-eth0", "{}", 0o600)
+
+
+def stale_socket(path: Path) -> None:
+    """A real unix socket whose listener is gone, like the thick daemon's after it stopped."""
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        sock.bind(str(path))
+    finally:
+        sock.close()
+    path.chmod(0o600)
+
+
+Snapshot = dict[str, tuple[object, ...]]
+
+
+def snapshot(root: Path, *, times: bool = False) -> Snapshot:
+    """Every entry under root: type, mode, bytes or link target (and mtimes if asked), byte for byte."""
+    tree: Snapshot = {}
+    for dirpath, dirnames, filenames in os.walk(root):
+        for name in sorted(dirnames + filenames):
+            path = Path(dirpath) / name
+            st = path.lstat()
+            key = "/" + str(path.relative_to(root))
+            extra: tuple[object, ...] = (st.st_mtime_ns,) if times else ()
+            if stat.S_ISLNK(st.st_mode):
+                tree[key] = ("link", os.readlink(path), *extra)
+            elif stat.S_ISREG(st.st_mode):
+                tree[key] = ("file", stat.S_IMODE(st.st_mode), path.read_bytes(), *extra)
+            else:
+                tree[key] = (stat.filemode(st.st_mode), stat.S_IMODE(st.st_mode), *extra)
+    return tree
