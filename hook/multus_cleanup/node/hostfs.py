@@ -22,6 +22,13 @@ _MAX_LINK_HOPS = 40
 class HostPathError(OSError):
     """An operation on a host path failed; the message names the host path and the reason."""
 
+    def __init__(self, errno_value: int | None, message: str) -> None:
+        super().__init__(errno_value, message)
+        self.message = message
+
+    def __str__(self) -> str:
+        return self.message
+
 
 def describe(err: OSError) -> str:
     if err.errno == errno.EROFS:
@@ -42,10 +49,6 @@ class Entry:
     @property
     def is_dir(self) -> bool:
         return stat.S_ISDIR(self.mode)
-
-    @property
-    def is_link(self) -> bool:
-        return stat.S_ISLNK(self.mode)
 
     @property
     def is_socket_or_fifo(self) -> bool:
