@@ -1,0 +1,209 @@
+{{/*
+Helpers shared by every template of the chart, the cleanup hook's included.
+Public names (other templates may rely on them):
+  multus.name, multus.fullname, multus.chart, multus.namespace
+  multus.labels              common labels for every resource (no component)
+  multus.selectorLabels      app.kubernetes.io/name + instance (stable; never changes on upgrade)
+  multus.daemonSetName       name of the Multus DaemonSet
+  multus.podSelectorLabels   selector of the Multus DaemonSet's pods (selectorLabels + component cni)
+  multus.serviceAccountName  ServiceAccount of the Multus pods
+  multus.image               Multus image reference for the selected mode
+  multus.multusConfDir       resolved host path of Multus's data dir (<cniConfDir>/multus.d by default)
+  multus.installMultus       "true" when Multus itself is installed (not in repair mode), else ""
+*/}}
+
+{{/* Chart name, overridable with nameOverride. */}}
+{{- define "multus.name" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+
+{{/*
+Release-scoped base name of every resource. 63 characters at most (DNS label). A release name that
+already contains the chart name is used as it is, so `helm install multus ...` gives `multus`.
+*/}}
+{{- define "multus.fullname" -}}
+{{- if .Values.fullnameOverride -}}
+{{- .Values.fullnameOverride | trunc 63 | trimSuffix "-" -}}
+{{- else -}}
+{{- $name := default .Chart.Name .Values.nameOverride -}}
+{{- if contains $name .Release.Name -}}
+{{- .Release.Name | trunc 63 | trimSuffix "-" -}}
+{{- else -}}
+{{- printf "%s-%s" .Release.Name $name | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+
+{{/* Chart name and version, for the helm.sh/chart label. */}}
+{{- define "multus.chart" -}}
+{{- printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+
+{{/* Namespace of the namespaced resources: the release namespace. */}}
+{{- define "multus.namespace" -}}
+{{- .Release.Namespace -}}
+{{- end -}}
+
+{{/* Selector labels: stable across upgrades. */}}
+{{- define "multus.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "multus.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+{{- end -}}
+
+{{/* Common labels of every resource. */}}
+{{- define "multus.labels" -}}
+helm.sh/chart: {{ include "multus.chart" . }}
+{{ include "multus.selectorLabels" . }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+app.kubernetes.io/part-of: multus
+{{- with .Values.commonLabels }}
+{{ toYaml . }}
+{{- end }}
+{{- end -}}
+
+{{/* Name of the Multus DaemonSet. */}}
+{{- define "multus.daemonSetName" -}}
+{{- include "multus.fullname" . -}}
+{{- end -}}
+
+{{/* Selector of the Multus DaemonSet's pods. */}}
+{{- define "multus.podSelectorLabels" -}}
+{{ include "multus.selectorLabels" . }}
+app.kubernetes.io/component: cni
+{{- end -}}
+
+{{/* ServiceAccount the Multus pods run as. */}}
+{{- define "multus.serviceAccountName" -}}
+{{- if .Values.serviceAccount.create -}}
+{{- default (include "multus.fullname" .) .Values.serviceAccount.name -}}
+{{- else -}}
+{{- required "serviceAccount.name is required when serviceAccount.create is false" .Values.serviceAccount.name -}}
+{{- end -}}
+{{- end -}}
+
+{{/* Name of the thick daemon's ConfigMap. */}}
+{{- define "multus.daemonConfigMapName" -}}
+{{- printf "%s-daemon-config" (include "multus.fullname" .) | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+
+{{/*
+Multus image: <repository>@<digest> when a digest is set, else <repository>:<tag><suffix>, where the tag
+defaults to appVersion and thick mode appends image.thickTagSuffix (unless the tag already ends with it).
+*/}}
+{{- define "multus.image" -}}
+{{- $img := .Values.image -}}
+{{- if $img.digest -}}
+{{- printf "%s@%s" $img.repository $img.digest -}}
+{{- else -}}
+{{- $tag := default .Chart.AppVersion $img.tag -}}
+{{- if and (eq .Values.mode "thick") $img.thickTagSuffix (not (hasSuffix $img.thickTagSuffix $tag)) -}}
+{{- $tag = printf "%s%s" $tag $img.thickTagSuffix -}}
+{{- end -}}
+{{- printf "%s:%s" $img.repository $tag -}}
+{{- end -}}
+{{- end -}}
+
+{{/* Host path of Multus's data directory (thin writes multus.kubeconfig there). */}}
+{{- define "multus.multusConfDir" -}}
+{{- $p := .Values.hostPaths -}}
+{{- default (printf "%s/multus.d" (trimSuffix "/" $p.cniConfDir)) $p.multusConfDir -}}
+{{- end -}}
+
+{{/* "true" when Multus is installed; repair mode installs no Multus. */}}
+{{- define "multus.installMultus" -}}
+{{- if not .Values.repair.enabled -}}true{{- end -}}
+{{- end -}}
+
+{{/* Host directory mounted for the thick daemon's socket: the parent of socketDir (the daemon recreates socketDir). */}}
+{{- define "multus.socketParentDir" -}}
+{{- dir (trimSuffix "/" .Values.hostPaths.socketDir) -}}
+{{- end -}}
+
+{{/*
+The thick daemon's configuration (daemon-config.json). With default values it equals upstream v4.3.0's
+multus-daemon-config; other keys appear only when a value asks for them.
+*/}}
+{{- define "multus.daemonConfig" -}}
+{{- $c := .Values.config -}}
+{{- $p := .Values.hostPaths -}}
+{{- $conf := dict
+  "chrootDir" "/hostroot"
+  "cniVersion" (default "0.3.1" $c.cniVersion)
+  "logLevel" (default "verbose" $c.logLevel)
+  "logToStderr" $c.logToStderr
+  "cniConfigDir" "/host/etc/cni/net.d"
+  "multusAutoconfigDir" "/host/etc/cni/net.d"
+  "multusConfigFile" $c.multusConfigFile
+  "socketDir" (printf "/host%s/" (trimSuffix "/" $p.socketDir))
+-}}
+{{- if ne (trimSuffix "/" $p.socketDir) "/run/multus" -}}
+{{- $_ := set $conf "daemonSocketDir" (trimSuffix "/" $p.socketDir) -}}
+{{- end -}}
+{{- if ne (trimSuffix "/" $p.cacheDir) "/var/lib/cni/multus" -}}
+{{- $_ := set $conf "cniDir" (trimSuffix "/" $p.cacheDir) -}}
+{{- end -}}
+{{- with $c.masterCNIFile -}}{{- $_ := set $conf "multusMasterCNI" . -}}{{- end -}}
+{{- if $c.namespaceIsolation -}}{{- $_ := set $conf "namespaceIsolation" true -}}{{- end -}}
+{{- with $c.globalNamespaces -}}{{- $_ := set $conf "globalNamespaces" (join "," .) -}}{{- end -}}
+{{- with $c.readinessIndicatorFile -}}{{- $_ := set $conf "readinessindicatorfile" . -}}{{- end -}}
+{{- if $c.overrideNetworkName -}}{{- $_ := set $conf "overrideNetworkName" true -}}{{- end -}}
+{{- with $c.logFile -}}{{- $_ := set $conf "logFile" . -}}{{- end -}}
+{{- with $c.additionalBinDir -}}{{- $_ := set $conf "binDir" . -}}{{- end -}}
+{{- $conf = mergeOverwrite $conf (deepCopy $c.daemonExtraConfig) -}}
+{{- toPrettyJson $conf -}}
+{{- end -}}
+
+{{/* Arguments of thin_entrypoint, from the values. */}}
+{{- define "multus.thinArgs" -}}
+{{- $c := .Values.config -}}
+- --multus-conf-file={{ $c.multusConfigFile }}
+- --multus-autoconfig-dir=/host/etc/cni/net.d
+- --cni-conf-dir=/host/etc/cni/net.d
+- --cni-bin-dir=/host/opt/cni/bin
+- --multus-kubeconfig-file-host={{ include "multus.multusConfDir" . }}/multus.kubeconfig
+- --cleanup-config-on-exit={{ $c.cleanupConfigOnExit }}
+- --rename-conf-file={{ $c.renameConfFile }}
+- --multus-log-to-stderr={{ $c.logToStderr }}
+{{- with $c.cniVersion }}
+- --cni-version={{ . }}
+{{- end }}
+{{- with $c.logLevel }}
+- --multus-log-level={{ . }}
+{{- end }}
+{{- with $c.logFile }}
+- --multus-log-file={{ . }}
+{{- end }}
+{{- with $c.masterCNIFile }}
+- --multus-master-cni-file-name={{ . }}
+{{- end }}
+{{- if $c.namespaceIsolation }}
+- --namespace-isolation=true
+{{- end }}
+{{- with $c.globalNamespaces }}
+- --global-namespaces={{ join "," . }}
+{{- end }}
+{{- with $c.readinessIndicatorFile }}
+- --readiness-indicator-file={{ . }}
+{{- end }}
+{{- if $c.overrideNetworkName }}
+- --override-network-name=true
+{{- end }}
+{{- if $c.skipConfigWatch }}
+- --skip-config-watch=true
+{{- end }}
+{{- with $c.additionalBinDir }}
+- --additional-bin-dir={{ . }}
+{{- end }}
+{{- end -}}
+
+{{/* Checks the schema cannot express. */}}
+{{- define "multus.validate" -}}
+{{- $p := .Values.hostPaths -}}
+{{- if and (eq .Values.mode "thick") (eq (include "multus.socketParentDir" .) "/") -}}
+{{- fail (printf "hostPaths.socketDir %q: the daemon recreates this directory, so it must not sit directly under / (its parent is mounted into the pod)" $p.socketDir) -}}
+{{- end -}}
+{{- if and .Values.config.globalNamespaces (not .Values.config.namespaceIsolation) -}}
+{{- fail "config.globalNamespaces has no effect unless config.namespaceIsolation is true" -}}
+{{- end -}}
+{{- end -}}
