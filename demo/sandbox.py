@@ -426,7 +426,7 @@ class Sandbox:
         self._nodes += 1
         name = name or f"node{self._nodes}"
         node = Node(name, self.tmp / "nodes" / name)
-        for d in NODE_DIRS:
+        for d in NODE_DIRS[:3]:  # /run/multus exists only where Multus (thick) made it
             (node.root / d).mkdir(parents=True, exist_ok=False)
         footprint.copy_plugins(node.bin_dir, SYSTEM_CNI_DIR, PLUGINS)
         if primary is not None:
@@ -436,18 +436,22 @@ class Sandbox:
         return node
 
     def activate(self, node: Node) -> None:
-        """Bind this node's dirs over /etc/cni/net.d, /opt/cni/bin, /var/lib/cni, /run/multus (in the ns)."""
-        script = []
-        for target in self._bound:
-            script.append(f"umount -l {target}")
+        """Bind this node's dirs over /etc/cni/net.d, /opt/cni/bin, /var/lib/cni, /run/multus (in the ns).
+
+        Run again before every pod: a dir created or removed since (the engine removes /run/multus) is then
+        seen inside the namespace as it is on the node. A dir the node lacks shows as an empty dir.
+        """
+        script = [f"umount -l {target}" for target in self._bound]
+        bound = []
         for d in NODE_DIRS:
             src = node.root / d
-            src.mkdir(parents=True, exist_ok=True)  # the engine may have removed /run/multus
-            script.append(f"mount --bind {src} /{d}")
+            if src.is_dir() and not src.is_symlink():
+                script.append(f"mount --bind '{src}' /{d}")
+                bound.append("/" + d)
         r = self.nsexec("sh", "-ec", "\n".join(script))
         if r.returncode != 0:
             raise SandboxError(f"binding node {node.name}'s dirs failed: {r.stderr.strip()}")
-        self._bound = ["/" + d for d in NODE_DIRS]
+        self._bound = bound
         self.active = node
 
     def run_pod(self, timeout: float = 90) -> PodResult:
@@ -458,6 +462,7 @@ class Sandbox:
         """
         if self.active is None:
             raise SandboxError("no active node: call new_node() first")
+        self.activate(self.active)
         self._count += 1
         cid = f"pod-{self.active.name}-{self._count}-{uuid.uuid4().hex[:8]}"
         try:

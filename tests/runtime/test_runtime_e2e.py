@@ -1,0 +1,203 @@
+"""End-to-end proof on a real container runtime: containerd + runc + the real CNI plugins start pods.
+
+Every scenario runs on a fresh throwaway node (demo/sandbox.py): the pod outcomes below are containerd's
+own messages (`ctr run --cni`), and the cleanup is the installed `multus-cleanup` console script, run as a
+subprocess against the node's host root. One containerd serves the whole module, in a private mount + network
+namespace; the machine's own CNI dirs are checked to be untouched.
+
+Needs root and the Debian packages in demo.sandbox.APT_PACKAGES. Anything missing FAILS (never skips).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import socket
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+if str(REPO) not in sys.path:
+    sys.path.insert(0, str(REPO))
+
+from demo import footprint  # noqa: E402
+from demo.sandbox import APT_INSTALL, Node, PodResult, Sandbox, missing_prerequisites, snapshot  # noqa: E402
+
+pytestmark = [pytest.mark.runtime, pytest.mark.root]
+
+ENGINE = Path(sys.executable).parent / "multus-cleanup"
+POD_NET = ipaddress.ip_network("10.88.0.0/16")
+PRIMARY = {"conflist": "/etc/cni/net.d/10-bridge.conflist", "conf": "/etc/cni/net.d/10-bridge.conf"}
+
+
+def _prerequisite_problems() -> list[str]:
+    problems = missing_prerequisites()
+    if not ENGINE.is_file():
+        problems.append(f"the multus-cleanup console script is not installed next to {sys.executable} "
+                        "(pip install -e . in this venv)")
+    return problems
+
+
+@pytest.fixture(scope="module")
+def real_before() -> dict[str, Any]:
+    return snapshot()
+
+
+@pytest.fixture(scope="module")
+def sb(real_before: dict[str, Any]) -> Iterator[Sandbox]:
+    problems = _prerequisite_problems()
+    if problems:
+        pytest.fail("the real-runtime tests cannot run:\n  - " + "\n  - ".join(problems)
+                    + f"\n(as root: apt-get update && {APT_INSTALL})", pytrace=False)
+    sandbox = Sandbox()
+    sandbox.start()
+    try:
+        yield sandbox
+    finally:
+        sandbox.close()
+
+
+def pod(sb: Sandbox, what: str) -> PodResult:
+    result = sb.run_pod()
+    print(f"[{what}] {result.describe()}")
+    assert sb.leftovers() == [], "a pod run left a task or container behind"
+    return result
+
+
+def assert_pod_runs(sb: Sandbox, what: str) -> PodResult:
+    result = pod(sb, what)
+    assert result.ok, f"{what}: the runtime could not start a pod: {result.error}"
+    assert result.ip is not None
+    assert ipaddress.ip_interface(result.ip).ip in POD_NET, result.stdout
+    return result
+
+
+def assert_pod_fails(sb: Sandbox, what: str, *expected: str) -> PodResult:
+    result = pod(sb, what)
+    assert not result.ok, f"{what}: a pod started, but it must not: {result.stdout}"
+    for text in expected:
+        assert text in result.error, f"{what}: runtime said {result.error!r}, expected {text!r} in it"
+    return result
+
+
+def run_engine(node: Node, *extra: str) -> tuple[int, dict[str, Any]]:
+    """The real console script, as a node's cleanup pod runs it; returns (exit code, JSON report)."""
+    cmd = [str(ENGINE), "node", "--host-root", str(node.root), "--output", "json", "--node-name", node.name,
+           *extra]
+    r = subprocess.run(cmd, capture_output=True, text=True, timeout=120, check=False)
+    print(f"[multus-cleanup node{' ' + ' '.join(extra) if extra else ''}] exit {r.returncode}\n{r.stdout}"
+          f"{r.stderr}")
+    try:
+        report: dict[str, Any] = json.loads(r.stdout)
+    except json.JSONDecodeError:
+        pytest.fail(f"multus-cleanup printed no JSON report (exit {r.returncode}):\n{r.stdout}\n{r.stderr}")
+    return r.returncode, report
+
+
+def assert_clean(node: Node, code: int, report: dict[str, Any], primary: str) -> None:
+    assert code == 0, f"multus-cleanup exit {code}: {report.get('errors')}"
+    assert report["clean"] is True
+    assert report["errors"] == []
+    assert report["primary_config"] == primary
+    for name in ("etc/cni/net.d/00-multus.conf", "etc/cni/net.d/00-multus.conflist", "etc/cni/net.d/multus.d",
+                 "opt/cni/bin/multus", "opt/cni/bin/multus-shim", "opt/cni/bin/passthru", "run/multus",
+                 "var/lib/cni/multus"):
+        assert not (node.root / name).exists(), f"/{name} is still on the node"
+    assert (node.root / primary.lstrip("/")).is_file()
+
+
+def test_prerequisites() -> None:
+    problems = _prerequisite_problems()
+    assert not problems, "missing: " + "; ".join(problems) + f" (as root: apt-get update && {APT_INSTALL})"
+
+
+@pytest.mark.parametrize("primary", ["conflist", "conf"])
+def test_a_pod_gets_an_address_from_the_primary_cni(sb: Sandbox, primary: str) -> None:
+    sb.new_node(primary=primary)  # type: ignore[arg-type]
+    assert_pod_runs(sb, f"primary {primary} only")
+
+
+@pytest.mark.parametrize(("primary", "multus_config"), [("conflist", "00-multus.conflist"),
+                                                        ("conf", "00-multus.conf")])
+def test_bc_thin_config_left_binary_gone_then_cleanup(sb: Sandbox, primary: str, multus_config: str) -> None:
+    node = sb.new_node(primary=primary)  # type: ignore[arg-type]
+    assert_pod_runs(sb, "before Multus")
+    fp = node.install_multus("thin")
+    assert fp.config == f"/etc/cni/net.d/{multus_config}"  # v4.3.0: conflist for a CNI >= 1.0.0 primary
+    footprint.remove_binaries(node.root, fp)  # the naive uninstall: binary gone, config left
+    assert_pod_fails(sb, "thin config left, binary gone", 'plugin type="multus"', 'failed to find plugin "multus"')
+
+    code, report = run_engine(node)
+    assert_clean(node, code, report, PRIMARY[primary])
+    assert fp.config in report["removed"]
+    assert_pod_runs(sb, "after multus-cleanup node")
+
+
+@pytest.mark.parametrize("primary", ["conflist", "conf"])
+def test_d_rename_conf_file_naive_cleanup_leaves_no_network_engine_restores(sb: Sandbox, primary: str) -> None:
+    node = sb.new_node(primary=primary)  # type: ignore[arg-type]
+    fp = node.install_multus("thin", rename_conf_file=True)
+    assert fp.renamed == (PRIMARY[primary], PRIMARY[primary] + ".old")
+    assert not node.path(PRIMARY[primary]).exists()
+    footprint.remove_config_only(node.root, fp)  # the naive cleanup: only Multus's own config file
+    assert_pod_fails(sb, "naive cleanup after --rename-conf-file", "no network config found in /etc/cni/net.d")
+
+    code, report = run_engine(node)
+    assert_clean(node, code, report, PRIMARY[primary])
+    assert {"from": PRIMARY[primary] + ".old", "to": PRIMARY[primary]} in report["restored"]
+    assert_pod_runs(sb, "after multus-cleanup node restored the primary")
+
+
+def test_d_rename_conf_file_engine_on_the_untouched_footprint(sb: Sandbox) -> None:
+    node = sb.new_node(primary="conflist")
+    fp = node.install_multus("thin", rename_conf_file=True)
+    footprint.remove_binaries(node.root, fp)
+    assert_pod_fails(sb, "renamed primary, thin config left, binary gone", 'failed to find plugin "multus"')
+    code, report = run_engine(node)
+    assert_clean(node, code, report, PRIMARY["conflist"])
+    assert {"from": PRIMARY["conflist"] + ".old", "to": PRIMARY["conflist"]} in report["restored"]
+    assert_pod_runs(sb, "after multus-cleanup node")
+
+
+def test_e_thick_stale_socket_then_cleanup(sb: Sandbox) -> None:
+    node = sb.new_node(primary="conflist")
+    fp = node.install_multus("thick")
+    sock_path = node.path("/run/multus/multus.sock")
+    assert sock_path.is_socket()
+    with socket.socket(socket.AF_UNIX) as s, pytest.raises(ConnectionRefusedError):
+        s.connect(str(sock_path))  # stale: the daemon is gone
+    assert json.loads(node.path(fp.config).read_text())["type"] == "multus-shim"
+    assert_pod_fails(sb, "thick: shim config + stale socket", 'plugin type="multus-shim"',
+                     "dial unix /run/multus/multus.sock: connect: connection refused")
+
+    code, report = run_engine(node)
+    assert_clean(node, code, report, PRIMARY["conflist"])
+    assert "/run/multus" in report["removed"]
+    assert_pod_runs(sb, "after multus-cleanup node")
+
+
+def test_dry_run_changes_nothing_and_pods_still_fail(sb: Sandbox) -> None:
+    node = sb.new_node(primary="conflist")
+    fp = node.install_multus("thin")
+    footprint.remove_binaries(node.root, fp)
+    before = node.listing()
+    code, report = run_engine(node, "--dry-run")
+    assert code in (0, 1)
+    assert report["dry_run"] is True
+    assert node.listing() == before
+    assert_pod_fails(sb, "after --dry-run", 'failed to find plugin "multus"')
+
+
+def test_z_real_cni_dirs_untouched_and_sandbox_gone(sb: Sandbox, real_before: dict[str, Any]) -> None:
+    assert snapshot() == real_before, "the machine's own CNI dirs changed while the sandbox ran"
+    tmp, pid = sb.tmp, sb.containerd_pid
+    assert tmp is not None and pid is not None
+    sb.close()
+    assert not tmp.exists(), f"{tmp} was not removed"
+    assert not Path(f"/proc/{pid}").exists(), f"containerd (PID {pid}) still runs"
+    assert snapshot() == real_before, "the machine's own CNI dirs changed"
