@@ -26,12 +26,21 @@ if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
 from demo import footprint  # noqa: E402
-from demo.sandbox import APT_INSTALL, Node, PodResult, Sandbox, missing_prerequisites, snapshot  # noqa: E402
+from demo.sandbox import (  # noqa: E402
+    APT_INSTALL,
+    Node,
+    PodResult,
+    Sandbox,
+    SandboxError,
+    missing_prerequisites,
+    snapshot,
+)
 
 pytestmark = [pytest.mark.runtime, pytest.mark.root]
 
 ENGINE = Path(sys.executable).parent / "multus-cleanup"
 POD_NET = ipaddress.ip_network("10.88.0.0/16")
+Runtime = Sandbox | str  # the module's sandbox, or why it could not start
 PRIMARY = {"conflist": "/etc/cni/net.d/10-bridge.conflist", "conf": "/etc/cni/net.d/10-bridge.conf"}
 
 
@@ -49,17 +58,29 @@ def real_before() -> dict[str, Any]:
 
 
 @pytest.fixture(scope="module")
-def sb(real_before: dict[str, Any]) -> Iterator[Sandbox]:
+def runtime(real_before: dict[str, Any]) -> Iterator[Runtime]:
+    """One sandbox for the module, or why there is none (each test then FAILS with that message)."""
     problems = _prerequisite_problems()
     if problems:
-        pytest.fail("the real-runtime tests cannot run:\n  - " + "\n  - ".join(problems)
-                    + f"\n(as root: apt-get update && {APT_INSTALL})", pytrace=False)
+        yield ("the real-runtime tests cannot run:\n  - " + "\n  - ".join(problems)
+               + f"\n(as root: apt-get update && {APT_INSTALL})")
+        return
     sandbox = Sandbox()
-    sandbox.start()
+    try:
+        sandbox.start()
+    except SandboxError as exc:
+        yield f"the throwaway node did not start: {exc}"
+        return
     try:
         yield sandbox
     finally:
         sandbox.close()
+
+
+def need(runtime: Runtime) -> Sandbox:
+    if isinstance(runtime, str):
+        pytest.fail(runtime, pytrace=False)
+    return runtime
 
 
 def pod(sb: Sandbox, what: str) -> PodResult:
@@ -117,14 +138,16 @@ def test_prerequisites() -> None:
 
 
 @pytest.mark.parametrize("primary", ["conflist", "conf"])
-def test_a_pod_gets_an_address_from_the_primary_cni(sb: Sandbox, primary: str) -> None:
+def test_a_pod_gets_an_address_from_the_primary_cni(runtime: Runtime, primary: str) -> None:
+    sb = need(runtime)
     sb.new_node(primary=primary)  # type: ignore[arg-type]
     assert_pod_runs(sb, f"primary {primary} only")
 
 
 @pytest.mark.parametrize(("primary", "multus_config"), [("conflist", "00-multus.conflist"),
                                                         ("conf", "00-multus.conf")])
-def test_bc_thin_config_left_binary_gone_then_cleanup(sb: Sandbox, primary: str, multus_config: str) -> None:
+def test_bc_thin_config_left_binary_gone_then_cleanup(runtime: Runtime, primary: str, multus_config: str) -> None:
+    sb = need(runtime)
     node = sb.new_node(primary=primary)  # type: ignore[arg-type]
     assert_pod_runs(sb, "before Multus")
     fp = node.install_multus("thin")
@@ -139,7 +162,8 @@ def test_bc_thin_config_left_binary_gone_then_cleanup(sb: Sandbox, primary: str,
 
 
 @pytest.mark.parametrize("primary", ["conflist", "conf"])
-def test_d_rename_conf_file_naive_cleanup_leaves_no_network_engine_restores(sb: Sandbox, primary: str) -> None:
+def test_d_rename_conf_file_naive_cleanup_leaves_no_network_engine_restores(runtime: Runtime, primary: str) -> None:
+    sb = need(runtime)
     node = sb.new_node(primary=primary)  # type: ignore[arg-type]
     fp = node.install_multus("thin", rename_conf_file=True)
     assert fp.renamed == (PRIMARY[primary], PRIMARY[primary] + ".old")
@@ -153,7 +177,8 @@ def test_d_rename_conf_file_naive_cleanup_leaves_no_network_engine_restores(sb: 
     assert_pod_runs(sb, "after multus-cleanup node restored the primary")
 
 
-def test_d_rename_conf_file_engine_on_the_untouched_footprint(sb: Sandbox) -> None:
+def test_d_rename_conf_file_engine_on_the_untouched_footprint(runtime: Runtime) -> None:
+    sb = need(runtime)
     node = sb.new_node(primary="conflist")
     fp = node.install_multus("thin", rename_conf_file=True)
     footprint.remove_binaries(node.root, fp)
@@ -164,7 +189,8 @@ def test_d_rename_conf_file_engine_on_the_untouched_footprint(sb: Sandbox) -> No
     assert_pod_runs(sb, "after multus-cleanup node")
 
 
-def test_e_thick_stale_socket_then_cleanup(sb: Sandbox) -> None:
+def test_e_thick_stale_socket_then_cleanup(runtime: Runtime) -> None:
+    sb = need(runtime)
     node = sb.new_node(primary="conflist")
     fp = node.install_multus("thick")
     sock_path = node.path("/run/multus/multus.sock")
@@ -181,7 +207,8 @@ def test_e_thick_stale_socket_then_cleanup(sb: Sandbox) -> None:
     assert_pod_runs(sb, "after multus-cleanup node")
 
 
-def test_dry_run_changes_nothing_and_pods_still_fail(sb: Sandbox) -> None:
+def test_dry_run_changes_nothing_and_pods_still_fail(runtime: Runtime) -> None:
+    sb = need(runtime)
     node = sb.new_node(primary="conflist")
     fp = node.install_multus("thin")
     footprint.remove_binaries(node.root, fp)
@@ -193,7 +220,8 @@ def test_dry_run_changes_nothing_and_pods_still_fail(sb: Sandbox) -> None:
     assert_pod_fails(sb, "after --dry-run", 'failed to find plugin "multus"')
 
 
-def test_z_real_cni_dirs_untouched_and_sandbox_gone(sb: Sandbox, real_before: dict[str, Any]) -> None:
+def test_z_real_cni_dirs_untouched_and_sandbox_gone(runtime: Runtime, real_before: dict[str, Any]) -> None:
+    sb = need(runtime)
     assert snapshot() == real_before, "the machine's own CNI dirs changed while the sandbox ran"
     tmp, pid = sb.tmp, sb.containerd_pid
     assert tmp is not None and pid is not None
