@@ -1,0 +1,48 @@
+"""Fixtures for the chart tests: the real Helm 3 and Helm 4 binaries, and a cache of their renderings."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+import pytest
+from helm import HELM_VERSIONS, Helm, HelmMissingError, RenderResult, helm_binary
+
+Render = Callable[..., RenderResult]
+
+
+@pytest.fixture(scope="session", params=[v for v, _ in HELM_VERSIONS], ids=[f"helm-{v}" for v, _ in HELM_VERSIONS])
+def helm(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Helm:
+    """Each real Helm binary in turn. Missing binaries FAIL the tests: the chart must be checked with both."""
+    version: str = request.param
+    env_var = dict(HELM_VERSIONS)[version]
+    try:
+        path = helm_binary(version, env_var)
+    except HelmMissingError as exc:
+        pytest.fail(str(exc), pytrace=False)
+    return Helm(version=version, path=path, home=tmp_path_factory.mktemp(f"helm-home-{version}"))
+
+
+@pytest.fixture(scope="session")
+def _render_cache() -> dict[str, RenderResult]:
+    return {}
+
+
+@pytest.fixture(scope="session")
+def render(_render_cache: dict[str, RenderResult]) -> Render:
+    """render(helm, values_file=None, set_values=None, **template_kwargs): `helm template`, memoised per session.
+
+    Each (Helm version, values file, --set values, options) renders once however many tests look at it.
+    """
+
+    def _render(helm: Helm, values_file: Path | None = None, set_values: Mapping[str, Any] | None = None,
+                **kwargs: Any) -> RenderResult:
+        key = json.dumps([helm.version, str(values_file), set_values or {}, kwargs], sort_keys=True)
+        if key not in _render_cache:
+            files = [values_file] if values_file is not None else []
+            _render_cache[key] = helm.template(files, set_values, **kwargs)
+        return _render_cache[key]
+
+    return _render
