@@ -116,6 +116,15 @@ def missing_prerequisites() -> list[str]:
     return problems
 
 
+def missing_packages() -> list[str]:
+    """The Debian packages to install so that `missing_prerequisites` has nothing left to say but root."""
+    pkgs = {pkg for cmd, pkg in REQUIRED_COMMANDS.items() if shutil.which(cmd) is None}
+    pkgs |= {pkg for path, pkg in REQUIRED_FILES.items() if not os.access(path, os.X_OK)}
+    if find_static_busybox() is None:
+        pkgs.add("busybox-static")
+    return sorted(pkgs)
+
+
 def require_prerequisites() -> None:
     problems = missing_prerequisites()
     if problems:
