@@ -125,9 +125,9 @@ def pod(sb: Sandbox, step: Steps, title: str, explanation: str, *, expect_ok: bo
         print(f"   -> the pod started; its eth0 address is {result.ip}")
     else:
         print("   -> the pod did NOT start. The `ctr:` line is the runtime's own error for the pod's network "
-              "setup (CNI ADD);")
+              "setup (CNI ADD).")
         if "(delete)" in result.stderr:
-            print("      the `network review` line is its teardown (CNI DEL) failing the same way: on a "
+            print("      The `network review` line is its teardown (CNI DEL) failing the same way: on a "
                   "cluster, old pods hang in Terminating for it.")
     if result.ok != expect_ok:
         print("   !! unexpected: the demo expected the pod to " + ("start" if expect_ok else "fail"))

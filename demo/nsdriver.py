@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -81,6 +82,7 @@ def _driver(spec_path: str) -> int:
     for hidden in spec["hide"]:
         _run("mount", "--bind", "-o", "ro", spec["empty"], hidden)
 
+    stopped = False
     with Path(spec["log"]).open("w") as log:
         containerd = subprocess.Popen(["containerd", "--config", spec["config"]], stdout=log, stderr=log,
                                       stdin=subprocess.DEVNULL, start_new_session=True)
@@ -98,8 +100,18 @@ def _driver(spec_path: str) -> int:
         print(f"READY {containerd.pid}", flush=True)
         for line in sys.stdin:
             if line.strip() == "STOP":
+                stopped = True
                 break
     finally:
+        if containerd.poll() is None and not stopped:
+            # our parent went away mid-run: remove its pods while containerd can still do it
+            ctr = ["ctr", "-a", spec["sock"], "-n", spec["namespace"]]
+            with contextlib.suppress(Exception):
+                tasks = subprocess.run([*ctr, "tasks", "ls", "-q"], capture_output=True, text=True,
+                                       timeout=30, check=False).stdout.split()
+                for task in tasks:
+                    subprocess.run([*ctr, "tasks", "delete", "-f", task], capture_output=True, timeout=30,
+                                   check=False)
         if containerd.poll() is None:
             containerd.terminate()
             try:
@@ -116,6 +128,8 @@ def _driver(spec_path: str) -> int:
         for point, _ in reversed(_mountpoints()):
             if _inside(point, tmp) or point in spec["targets"] or point in roots or point in spec["hide"]:
                 subprocess.run(["umount", "-l", point], capture_output=True, check=False)
+        if not stopped:  # our parent went away without closing the sandbox: remove its temp dir ourselves
+            shutil.rmtree(tmp, ignore_errors=True)
     return 0
 
 
