@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import pytest
-from helm import HELM_VERSIONS, Helm, HelmMissingError, RenderResult, helm_binary
-
-Render = Callable[..., RenderResult]
+from helm import HELM_VERSIONS, Helm, HelmMissingError, Render, RenderResult, helm_binary
 
 
 @pytest.fixture(scope="session", params=[v for v, _ in HELM_VERSIONS], ids=[f"helm-{v}" for v, _ in HELM_VERSIONS])
@@ -46,3 +44,16 @@ def render(_render_cache: dict[str, RenderResult]) -> Render:
         return _render_cache[key]
 
     return _render
+
+
+@pytest.fixture(scope="session")
+def all_helms(tmp_path_factory: pytest.TempPathFactory) -> list[Helm]:
+    """Both Helm binaries at once, for tests that compare them."""
+    out = []
+    for version, env_var in HELM_VERSIONS:
+        try:
+            path = helm_binary(version, env_var)
+        except HelmMissingError as exc:
+            pytest.fail(str(exc), pytrace=False)
+        out.append(Helm(version=version, path=path, home=tmp_path_factory.mktemp(f"helm-home-all-{version}")))
+    return out

@@ -6,7 +6,7 @@ import json
 import os
 import re
 import subprocess
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -58,6 +58,10 @@ class RenderResult:
         found = self.kind(kind)
         assert len(found) == 1, f"expected one {kind}, got {len(found)}: {[d['metadata']['name'] for d in found]}"
         return found[0]
+
+
+# The `render` fixture: render(helm, values_file=None, set_values=None, **Helm.template kwargs) -> RenderResult
+Render = Callable[..., RenderResult]
 
 
 def helm_binary(version: str, env_var: str) -> Path:
