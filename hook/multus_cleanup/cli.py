@@ -32,7 +32,8 @@ def build_parser() -> argparse.ArgumentParser:
     node.add_argument("--host-root", default="/host", metavar="DIR",
                       help="where the node's root filesystem is mounted (default: /host)")
     node.add_argument("--config", metavar="FILE",
-                      help="YAML config (the `node:` section sets paths; default: Multus v4 layout)")
+                      help="YAML config (the `node:` section sets paths; default: $MULTUS_CLEANUP_CONFIG, "
+                           "else the Multus v4 layout)")
     node.add_argument("--dry-run", action="store_true", help="report what would be done; change nothing")
     node.add_argument("--output", choices=("text", "json"), default="text", help="report format")
     node.add_argument("--backup-dir", metavar="DIR",
@@ -63,10 +64,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _node(args: argparse.Namespace) -> int:
-    from .config import load_config
+    from .config import CONFIG_ENV, load_config
     from .node.engine import NodeRun, check_backup_dir, clean_node
 
-    config = load_config(args.config)
+    config = load_config(args.config, os.environ.get(CONFIG_ENV))
     if not os.path.isdir(args.host_root):
         raise ConfigError("--host-root", f"{args.host_root} is not a directory (mount the node's root there)")
     if args.backup_dir:
@@ -81,7 +82,7 @@ def _node(args: argparse.Namespace) -> int:
     print(report.to_json() if args.output == "json" else report.to_text())
     if args.report_file:
         with open(args.report_file, "w", encoding="utf-8") as handle:  # may be a device file
-            handle.write(report.to_json(compact=True))
+            handle.write(report.to_termination_message())
     if args.dry_run:
         return EXIT_CLEAN
     return EXIT_CLEAN if report.clean else EXIT_NOT_CLEAN

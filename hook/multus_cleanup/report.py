@@ -68,6 +68,19 @@ class NodeReport:
             return json.dumps(self.to_dict(), separators=(",", ":"), sort_keys=False)
         return json.dumps(self.to_dict(), indent=2)
 
+    def to_termination_message(self, limit: int = 4096) -> str:
+        """Compact JSON within a pod's termination-message limit: long path lists are cut, counted."""
+        text = self.to_json(compact=True)
+        if len(text.encode()) <= limit:
+            return text
+        data = self.to_dict()
+        for key in ("found", "removed", "kept", "backed_up", "restored", "errors"):
+            items = data[key]
+            while len(items) > 1 and len(json.dumps(data, separators=(",", ":")).encode()) > limit:
+                items.pop()
+                data["truncated"] = True
+        return json.dumps(data, separators=(",", ":"))
+
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> NodeReport:
         """Read a report back (the orchestrator reads node pods' reports). Raises ValueError if malformed."""

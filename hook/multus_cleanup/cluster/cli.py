@@ -3,12 +3,63 @@
 from __future__ import annotations
 
 import argparse
+import logging
+import os
+import sys
 from typing import Any
+
+DEFAULT_CONFIG = "/etc/multus-cleanup/config.yaml"
+OWNER_ENV = ("MULTUS_CLEANUP_JOB_NAME", "MULTUS_CLEANUP_JOB_UID")
 
 
 def register(commands: Any) -> None:  # argparse's subparsers action has no public type
-    """Add the cluster commands (run, plan, check) to the top-level parser."""
+    """Add the cluster commands to the top-level parser."""
+    helps = {
+        "run": ("stop Multus, clean and verify every node, delete what the config asks for",
+                "The full cleanup, as the chart's pre-delete hook runs it. Also repairs a cluster where "
+                "Multus was already deleted the naive way. Exit 0 only if every required node is clean."),
+        "plan": ("print what `run` would do, changing nothing", "Reads the cluster and prints each step."),
+        "check": ("report, per node, which Multus files remain and which error they cause",
+                  "Runs the node engine with --dry-run on every node. Changes no node. Exit 0 only if every "
+                  "node is clean."),
+    }
+    for name, (short, description) in helps.items():
+        sub = commands.add_parser(name, help=short, description=description)
+        sub.add_argument("--config", metavar="FILE",
+                         help=f"YAML cleanup config (default: {DEFAULT_CONFIG} if present, else built-in defaults)")
+        sub.add_argument("--kubeconfig", metavar="FILE",
+                         help="kubeconfig to use (default: in-cluster config, else $KUBECONFIG or ~/.kube/config)")
+        sub.add_argument("--context", metavar="NAME", help="kubeconfig context")
+        sub.add_argument("--verbose", action="store_true", help="log every retry and API detail")
+        if name != "plan":
+            sub.add_argument("--output", choices=("text", "json"), default="text", help="summary format")
 
 
 def dispatch(args: argparse.Namespace) -> int:
-    raise SystemExit(f"multus-cleanup: unknown command {args.command}")
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, stream=sys.stderr,
+                        format="%(asctime)s %(levelname)-7s %(message)s", datefmt="%H:%M:%S")
+    logging.getLogger("urllib3").setLevel(logging.ERROR)
+    from ..config import load_config
+    from . import orchestrator
+    from .kube import ApiError, connect
+    from .nodepod import Owner
+
+    path = args.config or (DEFAULT_CONFIG if os.path.exists(DEFAULT_CONFIG) else None)
+    config = load_config(path)
+    try:
+        kube = connect(args.kubeconfig, args.context)
+    except Exception as err:  # the kubernetes config loader raises several unrelated types
+        print(f"multus-cleanup: cannot load the cluster configuration: {err}", file=sys.stderr)
+        return orchestrator.EXIT_FAILED
+    name, uid = (os.environ.get(key) for key in OWNER_ENV)
+    owner = Owner(name, uid) if name and uid else None
+    try:
+        if args.command == "plan":
+            print(orchestrator.plan(config, kube))
+            return orchestrator.EXIT_OK
+        summary = (orchestrator.run if args.command == "run" else orchestrator.check)(config, kube, owner)
+    except ApiError as err:
+        print(f"multus-cleanup: {err}", file=sys.stderr)
+        return orchestrator.EXIT_FAILED
+    print(summary.to_json() if args.output == "json" else summary.to_text())
+    return orchestrator.EXIT_OK if summary.success else orchestrator.EXIT_FAILED

@@ -39,6 +39,14 @@ class NodeConfig:
     # Exact host paths of further files to remove (files or links, never directories).
     extra_files: tuple[str, ...] = ()
 
+    def to_raw(self) -> dict[str, object]:
+        """The `node:` section that parses back to this config (handed to node pods)."""
+        raw: dict[str, object] = {}
+        for key in sorted(_KEYS):
+            value = getattr(self, _snake(key))
+            raw[key] = list(value) if isinstance(value, tuple) else value
+        return raw
+
     @property
     def whole_dirs(self) -> tuple[tuple[str, str], ...]:
         """(field name, host path) of each directory removed whole."""
@@ -51,6 +59,10 @@ _KEYS = {
     "pluginTypes", "binaries", "passthruBinary", "confTempFiles", "binTempFiles", "restoreRenamedPrimary",
     "extraFiles",
 }
+
+
+def _snake(key: str) -> str:
+    return "".join("_" + ch.lower() if ch.isupper() else ch for ch in key)
 
 
 def _inside(path: str, ancestor: str) -> bool:

@@ -1,0 +1,267 @@
+"""The thin API-client layer: every request the orchestrator makes goes through `Kube.request`.
+
+It uses the real `kubernetes` client for configuration, authentication, TLS and HTTP, but reads raw JSON
+(no model deserialisation: 5,000 pods' events stay cheap). It retries what is worth retrying (429 with
+Retry-After, 5xx, dropped connections) with capped exponential backoff, turns 403 into an error naming the
+missing permission, and counts requests by RBAC verb. No decision about Multus lives here.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import random
+import threading
+import time
+from collections import Counter
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import quote
+
+import urllib3
+from kubernetes import client as k8s
+from kubernetes import config as k8s_config
+
+log = logging.getLogger(__name__)
+
+JSON = dict[str, Any]
+RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
+
+
+class ApiError(Exception):
+    def __init__(self, status: int, reason: str, message: str, verb: str, what: str) -> None:
+        self.status, self.reason, self.verb, self.what = status, reason, verb, what
+        super().__init__(f"{verb} {what}: {status} {reason}: {message}")
+
+
+class NotFound(ApiError):
+    pass
+
+
+class Conflict(ApiError):
+    pass
+
+
+class Gone(ApiError):
+    """410: a watch's resourceVersion is too old; list again."""
+
+
+class Forbidden(ApiError):
+    def __init__(self, status: int, reason: str, message: str, verb: str, what: str, rule: str) -> None:
+        super().__init__(status, reason, message, verb, what)
+        self.rule = rule
+
+    def __str__(self) -> str:
+        return (f"permission denied: the cleanup's ServiceAccount may not {self.verb} {self.what} "
+                f"(the API said: {self.args[0].split(': ', 2)[-1]}). Grant it `{self.rule}`: the chart's "
+                "cleanup RBAC does; see docs/uninstall.md#permissions")
+
+
+@dataclass(frozen=True)
+class Resource:
+    """A resource endpoint: group '' is the core API."""
+
+    group: str
+    version: str
+    plural: str
+    namespaced: bool
+
+    def path(self, namespace: str | None = None, name: str | None = None, subresource: str | None = None) -> str:
+        base = f"/api/{self.version}" if not self.group else f"/apis/{self.group}/{self.version}"
+        if self.namespaced and namespace is not None:
+            base += f"/namespaces/{quote(namespace, safe='')}"
+        base += f"/{self.plural}"
+        if name is not None:
+            base += f"/{quote(name, safe='')}"
+        if subresource:
+            base += f"/{subresource}"
+        return base
+
+    def rule(self, verb: str) -> str:
+        group = self.group or '""'
+        return f"{{apiGroups: [{group}], resources: [{self.plural}], verbs: [{verb}]}}"
+
+
+NODES = Resource("", "v1", "nodes", namespaced=False)
+PODS = Resource("", "v1", "pods", namespaced=True)
+DAEMONSETS = Resource("apps", "v1", "daemonsets", namespaced=True)
+NADS = Resource("k8s.cni.cncf.io", "v1", "network-attachment-definitions", namespaced=True)
+CRDS = Resource("apiextensions.k8s.io", "v1", "customresourcedefinitions", namespaced=False)
+
+
+def connect(kubeconfig: str | None = None, context: str | None = None) -> Kube:
+    """In-cluster config when running in a pod, else the kubeconfig (file, $KUBECONFIG, ~/.kube/config)."""
+    configuration = k8s.Configuration()
+    if kubeconfig is None and context is None:
+        try:
+            k8s_config.load_incluster_config(client_configuration=configuration)  # type: ignore[no-untyped-call]
+            return Kube(k8s.ApiClient(configuration))
+        except k8s_config.ConfigException:
+            pass
+    k8s_config.load_kube_config(  # type: ignore[no-untyped-call]
+        config_file=kubeconfig, context=context, client_configuration=configuration)
+    return Kube(k8s.ApiClient(configuration))
+
+
+class Kube:
+    def __init__(self, api_client: k8s.ApiClient, *, max_attempts: int = 6, max_backoff: float = 8.0,
+                 request_timeout: float = 30.0) -> None:
+        self.api = api_client
+        self.max_attempts = max_attempts
+        self.max_backoff = max_backoff
+        self.request_timeout = request_timeout
+        self.requests: Counter[str] = Counter()
+        self._lock = threading.Lock()
+        pool = max(api_client.configuration.connection_pool_maxsize or 0, 32)
+        api_client.configuration.connection_pool_maxsize = pool
+
+    # -- the one request path -------------------------------------------------------------------------
+    def request(self, verb: str, resource: Resource, *, namespace: str | None = None, name: str | None = None,
+                subresource: str | None = None, query: Mapping[str, Any] | None = None,
+                body: Any = None, content_type: str = "application/json") -> JSON:
+        method = {"get": "GET", "list": "GET", "create": "POST", "patch": "PATCH", "update": "PUT",
+                  "delete": "DELETE", "deletecollection": "DELETE"}[verb]
+        attempt = 0
+        while True:
+            attempt += 1
+            response = self._send(verb, method, resource, namespace, name, subresource, query, body, content_type,
+                                  stream=False)
+            status, data = response.status, response.read()
+            if 200 <= status < 300:
+                return json.loads(data) if data else {}
+            self._retry_or_raise(verb, resource, namespace, name, status, data, response, attempt)
+
+    def watch(self, resource: Resource, *, namespace: str | None, query: Mapping[str, Any],
+              timeout_seconds: int) -> Iterator[JSON]:
+        """One watch request: yields events {type, object} until the server ends it. Raises Gone on 410."""
+        params = {**query, "watch": "true", "timeoutSeconds": str(timeout_seconds),
+                  "allowWatchBookmarks": "true"}
+        attempt = 0
+        while True:
+            attempt += 1
+            response = self._send("watch", "GET", resource, namespace, None, None, params, None,
+                                  "application/json", stream=True, read_timeout=timeout_seconds + 15)
+            if response.status == 200:
+                break
+            self._retry_or_raise("watch", resource, namespace, None, response.status, response.read(), response,
+                                 attempt)
+        raw = response.response
+        try:
+            buffer = b""
+            for chunk in raw.stream(8192, decode_content=True):
+                buffer += chunk
+                *lines, buffer = buffer.split(b"\n")
+                for line in lines:
+                    if not line.strip():
+                        continue
+                    event = json.loads(line)
+                    if event.get("type") == "ERROR":
+                        obj = event.get("object", {})
+                        code = int(obj.get("code", 500))
+                        err_cls = Gone if code == 410 else ApiError
+                        raise err_cls(code, str(obj.get("reason", "")), str(obj.get("message", "")), "watch",
+                                      self._what(resource, namespace, None))
+                    yield event
+        except (urllib3.exceptions.ProtocolError, urllib3.exceptions.ReadTimeoutError) as err:
+            log.debug("watch on %s ended early: %s", resource.plural, err)
+        finally:
+            raw.release_conn()
+
+    def list_all(self, resource: Resource, *, namespace: str | None = None, query: Mapping[str, Any] | None = None,
+                 page_size: int = 500) -> tuple[list[JSON], str]:
+        """All items, page by page; returns (items, resourceVersion of the list)."""
+        items: list[JSON] = []
+        params = {**(query or {}), "limit": str(page_size)}
+        while True:
+            page = self.request("list", resource, namespace=namespace, query=params)
+            items += page.get("items") or []
+            meta = page.get("metadata") or {}
+            token = meta.get("continue")
+            if not token:
+                return items, str(meta.get("resourceVersion", ""))
+            params = {**params, "continue": token}
+
+    # -- plumbing ------------------------------------------------------------------------------------
+    def _send(self, verb: str, method: str, resource: Resource, namespace: str | None, name: str | None,
+              subresource: str | None, query: Mapping[str, Any] | None, body: Any, content_type: str, *,
+              stream: bool, read_timeout: float | None = None) -> Any:
+        with self._lock:
+            self.requests[verb] += 1
+        headers = {"Accept": "application/json", "Content-Type": content_type}
+        params = self.api.param_serialize(
+            method=method, resource_path=resource.path(namespace, name, subresource),
+            query_params=list((query or {}).items()), header_params=headers,
+            body=body, auth_settings=["BearerToken"])
+        timeout = (5.0, read_timeout) if stream else self.request_timeout
+        try:
+            return self.api.call_api(*params, _request_timeout=timeout)
+        except (urllib3.exceptions.HTTPError, OSError) as err:
+            return _ConnectionFailure(err)
+
+    def _retry_or_raise(self, verb: str, resource: Resource, namespace: str | None, name: str | None,
+                        status: int, data: bytes, response: Any, attempt: int) -> None:
+        what = self._what(resource, namespace, name)
+        if (status == 0 or status in RETRY_STATUSES) and attempt < self.max_attempts:
+            delay = _retry_after(response) or min(self.max_backoff, 0.25 * 2 ** (attempt - 1))
+            delay *= random.uniform(1.0, 1.2)  # noqa: S311 - jitter, not crypto
+            log.warning("%s %s: %s; retrying in %.1fs (attempt %d of %d)", verb, what,
+                        _describe_failure(status, data), delay, attempt, self.max_attempts)
+            time.sleep(delay)
+            return
+        status_body = _status(data)
+        reason, message = str(status_body.get("reason", "")), str(status_body.get("message", data[:200]))
+        if status == 403:
+            raise Forbidden(status, reason, message, verb, what, resource.rule(verb))
+        if status == 404:
+            raise NotFound(status, reason, message, verb, what)
+        if status == 409:
+            raise Conflict(status, reason, message, verb, what)
+        if status == 410:
+            raise Gone(status, reason, message, verb, what)
+        raise ApiError(status, reason or _describe_failure(status, data), message, verb, what)
+
+    @staticmethod
+    def _what(resource: Resource, namespace: str | None, name: str | None) -> str:
+        what = resource.plural if not resource.group else f"{resource.plural}.{resource.group}"
+        if name:
+            what += f"/{name}"
+        if namespace:
+            what += f" in namespace {namespace}"
+        return what
+
+
+class _ConnectionFailure:
+    """A request that never got an HTTP answer: retried like a 503."""
+
+    status = 0
+
+    def __init__(self, err: BaseException) -> None:
+        self.err = err
+        self.response = None
+
+    def read(self) -> bytes:
+        return f"connection failed: {self.err}".encode()
+
+
+def _retry_after(response: Any) -> float | None:
+    headers = getattr(response, "headers", None) or {}
+    value = headers.get("Retry-After") if hasattr(headers, "get") else None
+    try:
+        return min(float(value), 60.0) if value is not None else None
+    except ValueError:
+        return None
+
+
+def _status(data: bytes) -> JSON:
+    try:
+        parsed = json.loads(data)
+    except (ValueError, UnicodeDecodeError):
+        return {}
+    return parsed if isinstance(parsed, dict) else {}
+
+
+def _describe_failure(status: int, data: bytes) -> str:
+    if status == 0:
+        return data.decode(errors="replace")
+    return f"HTTP {status} {_status(data).get('reason', '')}".strip()

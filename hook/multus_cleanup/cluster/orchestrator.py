@@ -1,0 +1,191 @@
+"""The cleanup, in order: validate, stop Multus, clean and verify every node, apply the node policy,
+delete what the user asked for from the API, summarise. Exit 0 only if every required node is clean."""
+
+from __future__ import annotations
+
+import json
+import logging
+import secrets
+import string
+from dataclasses import dataclass, field
+
+import yaml
+
+from ..config import CleanupConfig
+from .apiobjects import NAD_CRD, delete_requested
+from .kube import CRDS, DAEMONSETS, NADS, PODS, ApiError, Kube, NotFound
+from .nodepod import NodePodFactory, Owner, validate_pod
+from .nodes import NodeInfo, list_nodes
+from .selectors import from_label_selector
+from .stop import StopError, stop_multus
+from .sweep import CLEAN, FAILED, NOT_CLEAN, UNREACHABLE, NodeOutcome, Sweep, SweepResult
+
+log = logging.getLogger(__name__)
+
+EXIT_OK, EXIT_FAILED = 0, 1
+
+
+def new_run_id() -> str:
+    return "".join(secrets.choice(string.ascii_lowercase + string.digits) for _ in range(5))
+
+
+@dataclass
+class Summary:
+    command: str
+    run_id: str
+    multus_pods_stopped: int = 0
+    outcomes: list[NodeOutcome] = field(default_factory=list)
+    deleted: list[str] = field(default_factory=list)
+    error: str | None = None
+    success: bool = False
+    requests: dict[str, int] = field(default_factory=dict)
+
+    def count(self, status: str) -> int:
+        return sum(1 for o in self.outcomes if o.status == status)
+
+    def to_json(self) -> str:
+        return json.dumps({
+            "command": self.command, "run": self.run_id, "success": self.success, "error": self.error,
+            "multus_pods_stopped": self.multus_pods_stopped,
+            "nodes": {o.node: {"status": o.status, "detail": o.detail, "attempts": o.attempts,
+                               "report": o.report.to_dict() if o.report else None} for o in self.outcomes},
+            "deleted": self.deleted, "api_requests": self.requests,
+        }, indent=2)
+
+    def to_text(self) -> str:
+        total = len(self.outcomes)
+        lines = [f"multus-cleanup {self.command} (run {self.run_id})"]
+        if self.command == "run":
+            lines.append(f"  Multus pods stopped: {self.multus_pods_stopped}")
+        counts = ", ".join(f"{self.count(s)} {s}" for s in (CLEAN, NOT_CLEAN, FAILED, UNREACHABLE) if self.count(s))
+        lines.append(f"  nodes: {total}" + (f" ({counts})" if counts else ""))
+        for o in sorted(self.outcomes, key=lambda o: o.node):
+            if o.status != CLEAN:
+                lines.append(f"    {o.node}: {o.status}: {o.detail}")
+        lines += [f"  deleted {d}" for d in self.deleted]
+        if self.error:
+            lines.append(f"  ERROR: {self.error}")
+        lines.append(f"  API requests: {sum(self.requests.values())} "
+                     f"({', '.join(f'{v} {k}' for k, v in sorted(self.requests.items()))})")
+        lines.append("  result: " + _verdict(self))
+        return "\n".join(lines)
+
+
+def _verdict(summary: Summary) -> str:
+    skipped = summary.count(UNREACHABLE)
+    if summary.command == "check":
+        return "CLEAN: no Multus leftovers on any node" if summary.success else \
+            "NOT CLEAN: see the nodes above (fix: multus-cleanup run, docs/repair.md)"
+    if summary.success and skipped:
+        return (f"SUCCESS, but {skipped} unreachable node(s) were skipped and still need cleaning: run the "
+                "cleanup again when they are back (docs/uninstall.md#unreachable-nodes)")
+    if summary.success:
+        return "SUCCESS: every node is verified clean; Multus's resources can now be deleted"
+    return ("FAILED: nothing was deleted from the API; fix the cause above and run the cleanup again "
+            "(a second `helm uninstall` re-runs it)")
+
+
+def run(config: CleanupConfig, kube: Kube, owner: Owner | None, run_id: str | None = None) -> Summary:
+    summary = Summary("run", run_id or new_run_id())
+    cluster = config.cluster
+    factory = NodePodFactory(config, summary.run_id, owner)
+    validate_pod(factory.render("node-name-check"))  # before any change: a bad template stops here
+    try:
+        summary.multus_pods_stopped = stop_multus(kube, cluster.multus_daemonsets, cluster.stop_timeout_seconds)
+    except StopError as err:
+        summary.error = str(err)
+        return _done(summary, kube)
+    _sweep(kube, factory, config, summary, "clean")
+    failed = [o for o in summary.outcomes if o.status in (FAILED, NOT_CLEAN)]
+    unreachable = [o for o in summary.outcomes if o.status == UNREACHABLE]
+    if failed:
+        summary.error = f"{len(failed)} node(s) are not clean: {', '.join(o.node for o in failed[:20])}"
+    elif unreachable and cluster.unreachable_nodes == "fail":
+        summary.error = (f"{len(unreachable)} node(s) could not be cleaned (unreachableNodes: fail): "
+                         f"{', '.join(o.node for o in unreachable[:20])}. Bring them back, or set "
+                         "cleanup.unreachableNodes=skip to finish without them")
+    else:
+        summary.deleted = delete_requested(kube, cluster)
+        summary.success = True
+    return _done(summary, kube)
+
+
+def check(config: CleanupConfig, kube: Kube, owner: Owner | None, run_id: str | None = None) -> Summary:
+    """Read-only on the nodes: every node's engine runs with --dry-run and reports what remains."""
+    summary = Summary("check", run_id or new_run_id())
+    factory = NodePodFactory(config, summary.run_id, owner, dry_run=True)
+    validate_pod(factory.render("node-name-check"))
+    _sweep(kube, factory, config, summary, "checked clean")
+    summary.success = all(o.status == CLEAN for o in summary.outcomes)
+    return _done(summary, kube)
+
+
+def _sweep(kube: Kube, factory: NodePodFactory, config: CleanupConfig, summary: Summary, what: str) -> None:
+    nodes = list_nodes(kube, config.cluster.node_selector)
+    ready = [n.name for n in nodes if n.ready]
+    log.info("%d node(s) match %s; %d ready", len(nodes), dict(config.cluster.node_selector), len(ready))
+    sweep = Sweep(kube, factory, config.cluster, what=what)
+    sweep.remove_stale_pods()
+    result = sweep.run(ready)
+    _add_not_ready(result, [n for n in nodes if not n.ready])
+    summary.outcomes = list(result.outcomes.values())
+
+
+def _add_not_ready(result: SweepResult, not_ready: list[NodeInfo]) -> None:
+    for node in not_ready:
+        log.warning("node %s: UNREACHABLE: %s", node.name, node.why_not_ready)
+        result.outcomes[node.name] = NodeOutcome(node.name, UNREACHABLE, node.why_not_ready, attempts=0)
+
+
+def _done(summary: Summary, kube: Kube) -> Summary:
+    summary.requests = dict(kube.requests)
+    return summary
+
+
+def plan(config: CleanupConfig, kube: Kube) -> str:
+    """What `run` would do, from reads only."""
+    cluster = config.cluster
+    lines = ["multus-cleanup plan: what `run` would do (nothing is changed)", "1. stop Multus:"]
+    for ref in cluster.multus_daemonsets:
+        try:
+            ds = kube.request("get", DAEMONSETS, namespace=ref.namespace, name=ref.name)
+            selector = from_label_selector((ds.get("spec") or {}).get("selector") or {})
+            pods, _ = kube.list_all(PODS, namespace=ref.namespace, query={"labelSelector": selector})
+            lines.append(f"   DaemonSet {ref.namespace}/{ref.name}: stop it and wait for its {len(pods)} pod(s)")
+        except NotFound:
+            lines.append(f"   DaemonSet {ref.namespace}/{ref.name}: not found, nothing to stop")
+    nodes = list_nodes(kube, cluster.node_selector)
+    ready = [n for n in nodes if n.ready]
+    lines.append(f"2. clean {len(ready)} ready node(s) of {len(nodes)} matching {dict(cluster.node_selector)}, "
+                 f"{cluster.concurrency} at a time, in namespace {cluster.namespace}")
+    lines += [f"   {n.name}: UNREACHABLE ({n.why_not_ready}); policy unreachableNodes={cluster.unreachable_nodes}"
+              for n in nodes if not n.ready]
+    lines.append("3. delete from the API:")
+    lines += [f"   {line}" for line in _planned_deletions(kube, config)] or ["   nothing (user data is kept)"]
+    factory = NodePodFactory(config, "plan0", None)
+    example = factory.render(ready[0].name if ready else "NODE")
+    validate_pod(example)
+    lines.append("the cleanup pod for one node:")
+    lines += ["   " + line for line in yaml.safe_dump(example, sort_keys=False).splitlines()]
+    return "\n".join(lines)
+
+
+def _planned_deletions(kube: Kube, config: CleanupConfig) -> list[str]:
+    cluster, lines = config.cluster, []
+    if cluster.delete_crd:
+        try:
+            kube.request("get", CRDS, name=NAD_CRD)
+            lines.append(f"CustomResourceDefinition {NAD_CRD} and with it every NetworkAttachmentDefinition")
+        except NotFound:
+            lines.append(f"CustomResourceDefinition {NAD_CRD}: already gone")
+    elif cluster.delete_network_attachment_definitions:
+        try:
+            items, _ = kube.list_all(NADS)
+            lines.append(f"{len(items)} NetworkAttachmentDefinition(s)")
+        except NotFound:
+            lines.append("NetworkAttachmentDefinitions: not served, nothing to delete")
+    lines += [extra.describe() for extra in cluster.extra_resources]
+    return lines
+
+
+__all__ = ["EXIT_FAILED", "EXIT_OK", "ApiError", "Summary", "check", "plan", "run"]

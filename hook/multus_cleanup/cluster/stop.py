@@ -1,0 +1,87 @@
+"""Step 1: stop Multus, so nothing re-creates its files while the nodes are cleaned.
+
+The DaemonSet stays (Helm deletes it afterwards); its pod template gets a nodeSelector no node carries,
+so the DaemonSet controller removes every Multus pod. A restored primary config would otherwise make a
+running Multus regenerate its own config.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+
+from ..config.cluster import ObjectRef
+from .kube import DAEMONSETS, JSON, PODS, Gone, Kube, NotFound
+from .selectors import from_label_selector
+
+log = logging.getLogger(__name__)
+
+STOP_LABEL = "multus-cleanup.k8s.cni.cncf.io/stopped"
+
+
+class StopError(Exception):
+    pass
+
+
+def stop_multus(kube: Kube, daemonsets: tuple[ObjectRef, ...], timeout_seconds: int) -> int:
+    """Stop every configured Multus DaemonSet and wait until their pods are gone. Returns how many ran."""
+    waits: list[tuple[ObjectRef, str]] = []
+    for ref in daemonsets:
+        try:
+            ds = kube.request("get", DAEMONSETS, namespace=ref.namespace, name=ref.name)
+        except NotFound:
+            log.info("Multus DaemonSet %s/%s not found: nothing to stop there", ref.namespace, ref.name)
+            continue
+        spec = ds.get("spec") or {}
+        selector = from_label_selector(spec.get("selector") or {})
+        node_selector = ((spec.get("template") or {}).get("spec") or {}).get("nodeSelector") or {}
+        if node_selector.get(STOP_LABEL) == "true":
+            log.info("Multus DaemonSet %s/%s is already stopped", ref.namespace, ref.name)
+        else:
+            patch = {"spec": {"template": {"spec": {"nodeSelector": {STOP_LABEL: "true"}}}}}
+            kube.request("patch", DAEMONSETS, namespace=ref.namespace, name=ref.name, body=patch,
+                         content_type="application/merge-patch+json")
+            log.info("Stopping Multus: DaemonSet %s/%s now schedules no pods (it stays for Helm to delete)",
+                     ref.namespace, ref.name)
+        waits.append((ref, selector))
+    deadline = time.monotonic() + timeout_seconds
+    return sum(_wait_gone(kube, ref, selector, deadline, timeout_seconds) for ref, selector in waits)
+
+
+def _wait_gone(kube: Kube, ref: ObjectRef, selector: str, deadline: float, timeout_seconds: int) -> int:
+    """Wait until no pod of the DaemonSet is left, by one list and then a watch (no polling)."""
+    items, version = kube.list_all(PODS, namespace=ref.namespace, query={"labelSelector": selector})
+    alive = {p["metadata"]["name"]: p for p in items}
+    initial = len(alive)
+    if alive:
+        log.info("Waiting for %d Multus pod(s) of %s/%s to terminate", len(alive), ref.namespace, ref.name)
+    while alive:
+        remaining = int(deadline - time.monotonic())
+        if remaining <= 0:
+            raise StopError(_still_running(ref, alive, timeout_seconds))
+        query = {"labelSelector": selector, "resourceVersion": version}
+        try:
+            for event in kube.watch(PODS, namespace=ref.namespace, query=query,
+                                    timeout_seconds=min(remaining, 60)):
+                obj = event["object"]
+                version = obj.get("metadata", {}).get("resourceVersion", version)
+                if event["type"] == "DELETED":
+                    alive.pop(obj["metadata"]["name"], None)
+                elif event["type"] in ("ADDED", "MODIFIED"):
+                    alive[obj["metadata"]["name"]] = obj
+                if not alive or time.monotonic() > deadline:
+                    break
+        except Gone:
+            items, version = kube.list_all(PODS, namespace=ref.namespace, query={"labelSelector": selector})
+            alive = {p["metadata"]["name"]: p for p in items}
+    if initial:
+        log.info("All Multus pods of %s/%s are gone", ref.namespace, ref.name)
+    return initial
+
+
+def _still_running(ref: ObjectRef, alive: dict[str, JSON], timeout_seconds: int) -> str:
+    names = [f"{name} on {(pod.get('spec') or {}).get('nodeName', '?')}" for name, pod in sorted(alive.items())[:10]]
+    more = f" and {len(alive) - 10} more" if len(alive) > 10 else ""
+    return (f"Multus pods of DaemonSet {ref.namespace}/{ref.name} were still running after {timeout_seconds}s: "
+            f"{', '.join(names)}{more}. Their nodes may be unreachable (pods stuck Terminating); "
+            "see docs/uninstall.md#multus-pods-do-not-stop")
