@@ -194,8 +194,13 @@ def make_stale_socket(path: Path) -> None:
     """A unix socket file nobody listens on any more: what a stopped thick daemon leaves behind."""
     path.parent.mkdir(parents=True, exist_ok=True)
     path.parent.chmod(0o700)
-    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
-        sock.bind(str(path))
+    cwd = Path.cwd()
+    os.chdir(path.parent)  # bind a short relative name: unix socket paths are limited to 107 bytes
+    try:
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+            sock.bind(path.name)
+    finally:
+        os.chdir(cwd)
     path.chmod(0o600)
 
 

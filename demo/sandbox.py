@@ -331,7 +331,10 @@ class Sandbox:
         t0 = time.monotonic()
         busybox = find_static_busybox()
         assert busybox is not None
-        self.tmp = Path(tempfile.mkdtemp(prefix="multus-sandbox-", dir=self._base_dir))
+        base = self._base_dir
+        if base is None and len(tempfile.gettempdir()) > 40:
+            base = "/tmp"  # noqa: S108 - containerd's socket path must stay under the 107-byte unix limit
+        self.tmp = Path(tempfile.mkdtemp(prefix="multus-sandbox-", dir=base))
         try:
             self._start(busybox, timeout)
         except BaseException:

@@ -30,9 +30,11 @@ from demo.sandbox import (  # noqa: E402
     APT_INSTALL,
     Node,
     PodResult,
+    PrimaryKind,
     Sandbox,
     SandboxError,
     missing_prerequisites,
+    primary_config,
     snapshot,
 )
 
@@ -132,23 +134,57 @@ def assert_clean(node: Node, code: int, report: dict[str, Any], primary: str) ->
     assert (node.root / primary.lstrip("/")).is_file()
 
 
+@pytest.mark.parametrize("primary", ["conflist", "conf"])
+def test_footprint_has_multus_v4_3_0_shapes(tmp_path: Path, primary: PrimaryKind) -> None:
+    """The files the scenarios use are shaped as Multus v4.3.0 writes them (thin_entrypoint, generator.go)."""
+    name, conf = primary_config(primary)
+    (tmp_path / "etc/cni/net.d").mkdir(parents=True)
+    (tmp_path / "etc/cni/net.d" / name).write_text(json.dumps(conf))
+    fp = footprint.install_multus(tmp_path, "thin", rename_conf_file=True)
+    multus = json.loads((tmp_path / fp.config.lstrip("/")).read_text())
+    plugin = multus["plugins"][0] if primary == "conflist" else multus
+    assert multus["cniVersion"] == conf["cniVersion"] and multus["name"] == "multus-cni-network"
+    assert plugin["type"] == "multus"
+    assert plugin["kubeconfig"] == "/etc/cni/net.d/multus.d/multus.kubeconfig"
+    assert plugin["delegates"] == [conf]
+    assert (tmp_path / fp.config.lstrip("/")).stat().st_mode & 0o777 == 0o600
+    assert (tmp_path / "etc/cni/net.d/multus.d/multus.kubeconfig").stat().st_mode & 0o777 == 0o600
+    assert (tmp_path / "etc/cni/net.d" / (name + ".old")).is_file()
+    assert not (tmp_path / "etc/cni/net.d" / name).exists()
+    assert sorted(p.name for p in (tmp_path / "opt/cni/bin").iterdir()) == ["multus", "passthru"]
+
+    thick_root = tmp_path / "thick"
+    (thick_root / "etc/cni/net.d").mkdir(parents=True)
+    (thick_root / "etc/cni/net.d" / name).write_text(json.dumps(conf))
+    fp = footprint.install_multus(thick_root, "thick")
+    assert fp.config == "/etc/cni/net.d/00-multus.conf"  # thick: always .conf, cniVersion 0.3.1
+    assert json.loads((thick_root / "etc/cni/net.d/00-multus.conf").read_text()) == {
+        "cniVersion": "0.3.1", "logLevel": "verbose", "logToStderr": True, "name": "multus-cni-network",
+        "clusterNetwork": f"/host/etc/cni/net.d/{name}", "type": "multus-shim"}
+    assert (thick_root / "run/multus").stat().st_mode & 0o777 == 0o700
+    assert (thick_root / "run/multus/multus.sock").is_socket()
+    assert sorted(p.name for p in (thick_root / "opt/cni/bin").iterdir()) == ["multus-shim", "passthru"]
+
+
 def test_prerequisites() -> None:
     problems = _prerequisite_problems()
     assert not problems, "missing: " + "; ".join(problems) + f" (as root: apt-get update && {APT_INSTALL})"
 
 
 @pytest.mark.parametrize("primary", ["conflist", "conf"])
-def test_a_pod_gets_an_address_from_the_primary_cni(runtime: Runtime, primary: str) -> None:
+def test_a_pod_gets_an_address_from_the_primary_cni(runtime: Runtime, primary: PrimaryKind) -> None:
     sb = need(runtime)
-    sb.new_node(primary=primary)  # type: ignore[arg-type]
+    sb.new_node(primary=primary)
     assert_pod_runs(sb, f"primary {primary} only")
 
 
 @pytest.mark.parametrize(("primary", "multus_config"), [("conflist", "00-multus.conflist"),
                                                         ("conf", "00-multus.conf")])
-def test_bc_thin_config_left_binary_gone_then_cleanup(runtime: Runtime, primary: str, multus_config: str) -> None:
+def test_bc_thin_config_left_binary_gone_then_cleanup(
+    runtime: Runtime, primary: PrimaryKind, multus_config: str
+) -> None:
     sb = need(runtime)
-    node = sb.new_node(primary=primary)  # type: ignore[arg-type]
+    node = sb.new_node(primary=primary)
     assert_pod_runs(sb, "before Multus")
     fp = node.install_multus("thin")
     assert fp.config == f"/etc/cni/net.d/{multus_config}"  # v4.3.0: conflist for a CNI >= 1.0.0 primary
@@ -162,9 +198,11 @@ def test_bc_thin_config_left_binary_gone_then_cleanup(runtime: Runtime, primary:
 
 
 @pytest.mark.parametrize("primary", ["conflist", "conf"])
-def test_d_rename_conf_file_naive_cleanup_leaves_no_network_engine_restores(runtime: Runtime, primary: str) -> None:
+def test_d_rename_conf_file_naive_cleanup_leaves_no_network_engine_restores(
+    runtime: Runtime, primary: PrimaryKind
+) -> None:
     sb = need(runtime)
-    node = sb.new_node(primary=primary)  # type: ignore[arg-type]
+    node = sb.new_node(primary=primary)
     fp = node.install_multus("thin", rename_conf_file=True)
     assert fp.renamed == (PRIMARY[primary], PRIMARY[primary] + ".old")
     assert not node.path(PRIMARY[primary]).exists()
