@@ -407,6 +407,10 @@ class Sandbox:
                 except subprocess.TimeoutExpired:
                     self._driver.kill()
                     self._driver.wait(timeout=10)
+                    pid = self.containerd_pid  # the driver could not stop it: do it by its PID
+                    with contextlib.suppress(OSError):
+                        if pid and Path(f"/proc/{pid}/comm").read_text().strip() == "containerd":
+                            os.kill(pid, 9)
             elif self._driver is not None and self._driver.stdin is not None:
                 self._driver.stdin.close()
         finally:
