@@ -50,6 +50,12 @@ def _driver(spec_path: str) -> int:
     my_mnt_ns = os.readlink("/proc/self/ns/mnt")
     if my_mnt_ns == spec["outer_mnt_ns"]:
         raise DriverError("refusing to run: not in a private mount namespace")
+    if os.readlink("/proc/self/ns/net") == spec["outer_net_ns"]:
+        raise DriverError("refusing to run: not in a private network namespace")
+    for line in Path("/proc/self/mountinfo").read_text().splitlines():
+        fields = line.split()
+        if "shared:" in " ".join(fields[6:fields.index("-")]):
+            raise DriverError(f"refusing to run: mount {fields[4]} propagates to the machine (shared)")
     _run("ip", "link", "set", "lo", "up")
     _run("mount", "-t", "tmpfs", "-o", "mode=0700", "tmpfs", nsfs)
 

@@ -368,6 +368,7 @@ class Sandbox:
             "log": str(tmp / "containerd.log"),
             "targets": ["/" + d for d in NODE_DIRS], "overlay_always": ["/run"],
             "hide": [str(SYSTEM_CNI_DIR)], "outer_mnt_ns": os.readlink("/proc/self/ns/mnt"),
+            "outer_net_ns": os.readlink("/proc/self/ns/net"),
             "namespace": CTR_NAMESPACE,
         }
         (tmp / "driver.json").write_text(json.dumps(spec), encoding="utf-8")
