@@ -6,7 +6,7 @@ import argparse
 import os
 import socket
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 from . import __version__
 from .config import ConfigError
@@ -14,7 +14,7 @@ from .config import ConfigError
 EXIT_CLEAN, EXIT_NOT_CLEAN, EXIT_USAGE = 0, 1, 2
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(env: Mapping[str, str] = os.environ) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="multus-cleanup",
         description="Uninstall Multus CNI completely: clean every node, restore the primary CNI config, "
@@ -40,7 +40,7 @@ def build_parser() -> argparse.ArgumentParser:
                       help="a host path: move Multus's files there instead of deleting them")
     node.add_argument("--report-file", metavar="FILE",
                       help="also write the report as compact JSON to FILE (e.g. /dev/termination-log)")
-    node.add_argument("--node-name", default=os.environ.get("NODE_NAME") or socket.gethostname(),
+    node.add_argument("--node-name", default=env.get("NODE_NAME") or socket.gethostname(),
                       help="the node's name in the report (default: $NODE_NAME or the hostname)")
 
     from .cluster.cli import register  # cheap: defines arguments only, imports no API client
@@ -49,11 +49,13 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = None) -> int:
+    """`environ` stands in for os.environ (the simulated kubelet passes each pod's env)."""
+    env = os.environ if environ is None else environ
+    args = build_parser(env).parse_args(argv)
     try:
         if args.command == "node":
-            return _node(args)
+            return _node(args, env)
         from .cluster.cli import dispatch
 
         return dispatch(args)
@@ -63,11 +65,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_USAGE
 
 
-def _node(args: argparse.Namespace) -> int:
+def _node(args: argparse.Namespace, env: Mapping[str, str]) -> int:
     from .config import CONFIG_ENV, load_config
     from .node.engine import NodeRun, check_backup_dir, clean_node
 
-    config = load_config(args.config, os.environ.get(CONFIG_ENV))
+    config = load_config(args.config, env.get(CONFIG_ENV))
     if not os.path.isdir(args.host_root):
         raise ConfigError("--host-root", f"{args.host_root} is not a directory (mount the node's root there)")
     if args.backup_dir:

@@ -19,7 +19,7 @@ from typing import Any
 
 from ..config.cluster import ClusterConfig
 from ..report import NodeReport
-from .kube import JSON, PODS, ApiError, Conflict, Forbidden, Gone, Kube
+from .kube import JSON, PODS, ApiError, Conflict, Forbidden, Gone, Kube, NotFound
 from .nodepod import MANAGED_SELECTOR, RUN_LABEL, NodePodFactory, validate_pod
 
 log = logging.getLogger(__name__)
@@ -131,11 +131,17 @@ class Sweep:
         return task
 
     def _create(self, task: _Task) -> None:
+        body = self.factory.render(task.node, task.attempt)
         try:
-            self.kube.request("create", PODS, namespace=self.cluster.namespace,
-                              body=self.factory.render(task.node, task.attempt))
-        except Conflict:
-            pass  # an earlier attempt of this very request got through: the watch will report it
+            try:
+                self.kube.request("create", PODS, namespace=self.cluster.namespace, body=body)
+            except Conflict:
+                # Usually a retried create whose first try got through: then the watch reports the pod.
+                # Make sure it exists; a conflict without the pod is retried once.
+                try:
+                    self.kube.request("get", PODS, namespace=self.cluster.namespace, name=task.pod_name)
+                except NotFound:
+                    self.kube.request("create", PODS, namespace=self.cluster.namespace, body=body)
         except Forbidden as err:
             self.events.put(("fatal", err))
         except ApiError as err:
