@@ -1,0 +1,78 @@
+"""A Kubernetes API server and kubelet stand-in for tests, over real HTTP (a thin layer over kmock 0.8).
+
+What it emulates
+----------------
+* Serving: kmock's aiohttp server on 127.0.0.1 (random port), run in a background thread with its own
+  event loop (``EmulatedApiServer.start()/stop()``); stop closes open watches first, so it is quick.
+* Resources: namespaces, nodes, pods (+ ``status``, ``log``, ``eviction``), configmaps, secrets,
+  serviceaccounts, events, daemonsets, deployments (stored only), jobs, customresourcedefinitions,
+  RBAC roles/bindings (stored only), and any resource a created CRD declares (e.g.
+  ``k8s.cni.cncf.io/v1 network-attachment-definitions``), served at once and removed with its CRD.
+* Discovery: ``/api``, ``/api/v1``, ``/apis``, ``/apis/<group>``, ``/apis/<group>/<version>``, ``/version``
+  (kmock's scaffold, fed from the live resource table).
+* Server-side metadata: uid, a cluster-wide increasing resourceVersion, creationTimestamp, generation
+  (bumped on spec changes), deletionTimestamp; generateName; no-op writes keep the resourceVersion.
+* Defaulting so objects are complete for the ``kubernetes`` 37 client's strict models (Node
+  ``status.nodeInfo``/conditions/addresses, Pod ``status.phase``/qosClass and spec defaults, DaemonSet
+  status counters, Job selector + controller-uid labels, CRD status/acceptedNames, Namespace phase).
+* Validation (422 ``Invalid`` with causes): DNS-1123 names, label keys/values, pod containers, Job
+  restartPolicy, DaemonSet selector-vs-template, CRD name; immutable pod spec / Job template / DS selector.
+* Reads: get; list with label selectors (full set-based grammar) and field selectors (``metadata.name``,
+  ``metadata.namespace``; pods ``spec.nodeName``, ``status.phase`` and more; an unsupported field is a 400
+  as upstream); ``limit``/``continue`` pagination with ``remainingItemCount``.
+* Watch: initial ADDED events (no resourceVersion or "0") or a replay from a given ``resourceVersion``
+  (410 ``Expired`` ERROR event once compacted: ``store.compact()``), live events for cluster-scoped and
+  namespaced objects, selectors honoured (an object leaving the selector is a DELETED event),
+  ``timeoutSeconds`` honoured, a watch on one named object.
+* Writes: create (201, 409 AlreadyExists, 404 for a missing namespace, 403 in a terminating one), PUT
+  replace with optimistic concurrency (409 Conflict on a stale resourceVersion), PATCH (JSON merge,
+  strategic merge for the common list merge keys, JSON patch), the ``status`` subresource (main-resource
+  writes keep the old status, status writes change only status), ``dryRun``.
+* Deletion: finalizers, ``propagationPolicy`` Orphan/Background/Foreground with ownerReference garbage
+  collection (Jobs orphan by default, as upstream), graceful pod deletion when a kubelet is attached
+  (pods stay with deletionTimestamp until it confirms), namespace deletion removing its contents,
+  ``deletecollection``, ``preconditions``. Deleting a pod returns the Pod; other kinds return a Status.
+* Fault injection (``server.faults``) and a request log in RBAC terms (``server.log``); an RBAC evaluator
+  (``RbacPolicy``) for proving a component's calls are allowed by rendered (Cluster)Roles.
+* ``kubelet.SimulatedKubelet``: a DaemonSet controller and a kubelet per node, in a thread.
+
+What it does not emulate
+------------------------
+* Authentication/authorization (every request is allowed unless a fault rule says otherwise), admission
+  webhooks, quotas, LimitRanges, PodSecurity, server-side apply (``application/apply-patch+yaml`` is a 415),
+  field managers/managedFields, protobuf/CBOR, table output, aggregated discovery (v2), OpenAPI.
+* Schedulers and controllers other than the simulated DaemonSet controller/kubelet: Jobs are stored but
+  never run pods, Deployments never get ReplicaSets.
+* Consistent list snapshots: a paginated list serves the current state after the continue key, not the
+  state at the first page's resourceVersion; ``resourceVersion``/``resourceVersionMatch`` on list are
+  ignored; no watch bookmarks; a continue token never expires.
+* Garbage collection is synchronous (upstream's is asynchronous); dependents whose owner never existed are
+  not collected; a terminating namespace is removed as soon as it is empty (no finalizer dance).
+* Strategic merge knows merge keys by field name only (not by schema path); ``$retainKeys`` is ignored.
+* Validation is a subset; defaulting is a subset; CRD schemas are not validated or pruned; only the CRD
+  version requested is served per object (no conversion).
+"""
+
+from .faults import FaultRule, Faults
+from .requestlog import RbacPolicy, RequestLog, RequestRecord, rule_allows
+from .resources import BUILTIN_TYPES, Defaults, ResourceType
+from .server import ApiHandler, EmulatedApiServer, parse_resource_path
+from .store import ApiError, Event, Store
+
+__all__ = [
+    "BUILTIN_TYPES",
+    "ApiError",
+    "ApiHandler",
+    "Defaults",
+    "EmulatedApiServer",
+    "Event",
+    "FaultRule",
+    "Faults",
+    "RbacPolicy",
+    "RequestLog",
+    "RequestRecord",
+    "ResourceType",
+    "Store",
+    "parse_resource_path",
+    "rule_allows",
+]
