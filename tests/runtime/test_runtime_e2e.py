@@ -196,6 +196,11 @@ def test_bc_thin_config_left_binary_gone_then_cleanup(
     assert fp.config in report["removed"]
     assert_pod_runs(sb, "after multus-cleanup node")
 
+    code, report = run_engine(node)  # a second run (a restarted cleanup pod) finds nothing and stays clean
+    assert_clean(node, code, report, PRIMARY[primary])
+    assert report["removed"] == [] and report["restored"] == []
+    assert_pod_runs(sb, "after a second multus-cleanup node")
+
 
 @pytest.mark.parametrize("primary", ["conflist", "conf"])
 def test_d_rename_conf_file_naive_cleanup_leaves_no_network_engine_restores(
@@ -243,6 +248,19 @@ def test_e_thick_stale_socket_then_cleanup(runtime: Runtime) -> None:
     assert_clean(node, code, report, PRIMARY["conflist"])
     assert "/run/multus" in report["removed"]
     assert_pod_runs(sb, "after multus-cleanup node")
+
+
+def test_backup_dir_keeps_multus_files_out_of_the_runtimes_way(runtime: Runtime) -> None:
+    sb = need(runtime)
+    node = sb.new_node(primary="conflist")
+    fp = node.install_multus("thin", rename_conf_file=True)
+    footprint.remove_binaries(node.root, fp)
+    assert_pod_fails(sb, "renamed primary, thin config left, binary gone", 'failed to find plugin "multus"')
+    code, report = run_engine(node, "--backup-dir", "/var/backups/multus")
+    assert_clean(node, code, report, PRIMARY["conflist"])
+    assert report["backed_up"], "nothing was moved into the backup dir"
+    assert any(p.is_file() for p in node.path("/var/backups/multus").rglob("*"))
+    assert_pod_runs(sb, "after multus-cleanup node --backup-dir")
 
 
 def test_dry_run_changes_nothing_and_pods_still_fail(runtime: Runtime) -> None:
