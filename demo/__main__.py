@@ -177,6 +177,8 @@ def scenario(sb: Sandbox, engine: Path, step: Steps, kind: str) -> bool:
              "through Multus), a kubeconfig in multus.d/, and copies the multus and passthru binaries (small "
              f"stand-ins here, not Multus itself){renamed}:")
         show(["the node with Multus:", *node.listing()])
+        config_lines = node.path(fp.config).read_text().splitlines()
+        show([f"{fp.config} (abridged):", *(ln[:96] for ln in config_lines[:8]), "..."])
         if rename:
             step("Uninstall it naively: delete Multus's config file",
                  f"`rm {fp.config}` looks like the obvious cleanup. But the primary config is still "
