@@ -107,7 +107,7 @@ defaults to appVersion and thick mode appends image.thickTagSuffix (unless the t
 {{/* Host path of Multus's data directory (thin writes multus.kubeconfig there). */}}
 {{- define "multus.multusConfDir" -}}
 {{- $p := .Values.hostPaths -}}
-{{- default (printf "%s/multus.d" (trimSuffix "/" $p.cniConfDir)) $p.multusConfDir -}}
+{{- default (printf "%s/multus.d" (trimSuffix "/" $p.cniConfDir)) (trimSuffix "/" $p.multusConfDir) -}}
 {{- end -}}
 
 {{/* "true" when Multus is installed; repair mode installs no Multus. */}}

@@ -20,7 +20,7 @@ from helm import CHART_DIR, Doc, Helm, Render, RenderResult
 pytestmark = pytest.mark.helm
 
 SUITES = sorted((CHART_DIR / "tests").glob("*_test.yaml"))
-SUITE_KEYS = {"suite", "templates", "release", "set", "values", "tests"}
+SUITE_KEYS = {"suite", "templates", "release", "capabilities", "set", "values", "tests"}
 TEST_KEYS = {"it", "set", "values", "template", "templates", "documentIndex", "release", "asserts"}
 ASSERT_OPTIONS = {"not", "template", "documentIndex"}
 ASSERTIONS = {"equal", "notEqual", "exists", "notExists", "isKind", "contains", "notContains", "isSubset",
@@ -139,8 +139,12 @@ def test_unittest_case(helm: Helm, render: Render, suite_file: Path, index: int)
     assert not suite.get("values") and not test.get("values"), "values files are not supported here"
 
     release = {**suite.get("release", {}), **test.get("release", {})}
+    caps = suite.get("capabilities", {})
+    assert set(caps) <= {"majorVersion", "minorVersion"}, f"unsupported capabilities {caps}"
+    kube_version = f"{caps['majorVersion']}.{caps['minorVersion']}.0" if caps else None
     result = render(helm, set_values=_set_values(suite.get("set"), test.get("set")),
-                    release=release.get("name", "release-name"), namespace=release.get("namespace", "namespace"))
+                    release=release.get("name", "release-name"), namespace=release.get("namespace", "namespace"),
+                    kube_version=kube_version)
 
     default_templates = ([test["template"]] if "template" in test else test.get("templates")
                          or suite.get("templates", []))
