@@ -49,3 +49,107 @@ def test_full_uninstall_restores_every_node(cluster: SimCluster, kubelet: Simula
     assert cluster.pods(NS, DS_LABELS) == []  # Multus was stopped ...
     assert cluster.pods(NS, "app.kubernetes.io/component=node-cleanup") == []  # ... and no node pod is left
     assert f"{count}/{count} nodes clean" in log
+
+
+def test_waits_for_a_slowly_terminating_multus_pod_before_touching_nodes(cluster: SimCluster,
+                                                                         kubelet: SimulatedKubelet) -> None:
+    cluster.add_nodes(3, "thick")
+    cluster.add_multus_daemonset()
+    assert kubelet.wait_idle()
+    kubelet.termination_delay = 1.5  # thick Multus waits before removing its config on SIGTERM
+
+    code, summary, log = cluster.orchestrate("run", config())
+
+    assert code == 0, log
+    records = cluster.server.log.records()
+    first_create = next(i for i, r in enumerate(records) if r.verb == "create" and r.resource == "pods")
+    patch = next(i for i, r in enumerate(records) if r.verb == "patch" and r.resource == "daemonsets")
+    assert patch < first_create
+    assert "Waiting for 3 Multus pod(s)" in log and log.index("All Multus pods") < log.index("nodes clean")
+    assert summary["multus_pods_stopped"] == 3
+
+
+@pytest.mark.parametrize("policy", ["fail", "skip"])
+def test_not_ready_node_follows_the_policy(cluster: SimCluster, kubelet: SimulatedKubelet, policy: str) -> None:
+    names = cluster.add_nodes(4, "thick", not_ready=1)
+    cluster.add_multus_daemonset()
+    cluster.create("customresourcedefinitions", None, NAD_CRD, group="apiextensions.k8s.io")
+    cluster.create("network-attachment-definitions", "default", nad("macvlan"), group="k8s.cni.cncf.io")
+    kubelet.wait_idle()
+    down = names[-1]
+
+    code, summary, _log = cluster.orchestrate(
+        "run", config(unreachableNodes=policy, deleteNetworkAttachmentDefinitions=True))
+
+    assert summary["nodes"][down]["status"] == "unreachable"
+    assert "NotReady" in summary["nodes"][down]["detail"]
+    assert all(cluster.restored(n) for n in names[:-1]) and not cluster.restored(down)
+    nads = cluster.server.store.list(cluster.server.store.rt("network-attachment-definitions",
+                                                             "k8s.cni.cncf.io"))[0]
+    if policy == "fail":
+        assert code == 1 and summary["success"] is False
+        assert down in summary["error"] and "unreachableNodes: fail" in summary["error"]
+        assert len(nads) == 1  # user data stays until every node is clean
+    else:
+        assert code == 0 and summary["success"] is True
+        assert nads == []
+
+
+def test_a_node_pod_that_fails_once_is_retried(cluster: SimCluster, kubelet: SimulatedKubelet) -> None:
+    names = cluster.add_nodes(3, "thin")
+    kubelet.behaviour(names[1]).fail_first = 1
+    kubelet.behaviour(names[1]).fail_result = (1, "")
+
+    code, summary, log = cluster.orchestrate("run", config())
+
+    assert code == 0, log
+    assert summary["nodes"][names[1]]["attempts"] == 2
+    assert "trying again (attempt 2 of 2)" in log
+    assert all(cluster.restored(n) for n in names)
+
+
+def test_without_retries_a_failed_node_fails_the_run_and_a_rerun_finishes(cluster: SimCluster,
+                                                                          kubelet: SimulatedKubelet) -> None:
+    names = cluster.add_nodes(3, "thick")
+    cluster.add_multus_daemonset()
+    kubelet.behaviour(names[0]).fail_first = 1
+
+    code, summary, log = cluster.orchestrate("run", config(nodeRetries=0))
+
+    assert code == 1 and summary["nodes"][names[0]]["status"] == "failed"
+    assert summary["error"] == f"1 node(s) are not clean: {names[0]}"
+    code, summary, log = cluster.orchestrate("run", config(nodeRetries=0))  # a second `helm uninstall`
+    assert code == 0, log
+    assert "is already stopped" in log
+    assert all(cluster.restored(n) for n in names)
+
+
+def test_a_node_that_never_reports_times_out_as_unreachable(cluster: SimCluster, kubelet: SimulatedKubelet) -> None:
+    names = cluster.add_nodes(3, "thick")
+    kubelet.behaviour(names[2]).hang = True  # the pod starts and never finishes
+
+    code, summary, _log = cluster.orchestrate("run", config(nodeTimeoutSeconds=5, unreachableNodes="fail"))
+
+    assert code == 1
+    assert summary["nodes"][names[2]] | {"report": None} == {
+        "status": "unreachable", "attempts": 1, "report": None,
+        "detail": "no report within 5s (the node may be down, or its kubelet cannot start the pod)"}
+    assert cluster.pods(NS, "app.kubernetes.io/component=node-cleanup") == []
+
+
+NAD_CRD: dict[str, Any] = {
+    "apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+    "metadata": {"name": "network-attachment-definitions.k8s.cni.cncf.io"},
+    "spec": {"group": "k8s.cni.cncf.io", "scope": "Namespaced",
+             "names": {"plural": "network-attachment-definitions", "singular": "network-attachment-definition",
+                       "kind": "NetworkAttachmentDefinition", "shortNames": ["net-attach-def"]},
+             "versions": [{"name": "v1", "served": True, "storage": True,
+                           "schema": {"openAPIV3Schema": {"type": "object",
+                                                          "x-kubernetes-preserve-unknown-fields": True}}}]},
+}
+
+
+def nad(name: str) -> dict[str, Any]:
+    return {"apiVersion": "k8s.cni.cncf.io/v1", "kind": "NetworkAttachmentDefinition",
+            "metadata": {"name": name, "namespace": "default"},
+            "spec": {"config": '{"cniVersion": "0.3.1", "type": "macvlan"}'}}

@@ -90,12 +90,14 @@ def run(config: CleanupConfig, kube: Kube, owner: Owner | None, run_id: str | No
     cluster = config.cluster
     factory = NodePodFactory(config, summary.run_id, owner)
     validate_pod(factory.render("node-name-check"))  # before any change: a bad template stops here
+    nodes = list_nodes(kube, cluster.node_selector)
     try:
-        summary.multus_pods_stopped = stop_multus(kube, cluster.multus_daemonsets, cluster.stop_timeout_seconds)
+        summary.multus_pods_stopped = stop_multus(kube, cluster.multus_daemonsets, cluster.stop_timeout_seconds,
+                                                  frozenset(n.name for n in nodes if not n.ready))
     except StopError as err:
         summary.error = str(err)
         return _done(summary, kube)
-    _sweep(kube, factory, config, summary, "clean")
+    _sweep(kube, factory, config, summary, "clean", nodes)
     failed = [o for o in summary.outcomes if o.status in (FAILED, NOT_CLEAN)]
     unreachable = [o for o in summary.outcomes if o.status == UNREACHABLE]
     if failed:
@@ -115,13 +117,13 @@ def check(config: CleanupConfig, kube: Kube, owner: Owner | None, run_id: str | 
     summary = Summary("check", run_id or new_run_id())
     factory = NodePodFactory(config, summary.run_id, owner, dry_run=True)
     validate_pod(factory.render("node-name-check"))
-    _sweep(kube, factory, config, summary, "checked clean")
+    _sweep(kube, factory, config, summary, "checked clean", list_nodes(kube, config.cluster.node_selector))
     summary.success = all(o.status == CLEAN for o in summary.outcomes)
     return _done(summary, kube)
 
 
-def _sweep(kube: Kube, factory: NodePodFactory, config: CleanupConfig, summary: Summary, what: str) -> None:
-    nodes = list_nodes(kube, config.cluster.node_selector)
+def _sweep(kube: Kube, factory: NodePodFactory, config: CleanupConfig, summary: Summary, what: str,
+           nodes: list[NodeInfo]) -> None:
     ready = [n.name for n in nodes if n.ready]
     log.info("%d node(s) match %s; %d ready", len(nodes), dict(config.cluster.node_selector), len(ready))
     sweep = Sweep(kube, factory, config.cluster, what=what)

@@ -23,8 +23,13 @@ class StopError(Exception):
     pass
 
 
-def stop_multus(kube: Kube, daemonsets: tuple[ObjectRef, ...], timeout_seconds: int) -> int:
-    """Stop every configured Multus DaemonSet and wait until their pods are gone. Returns how many ran."""
+def stop_multus(kube: Kube, daemonsets: tuple[ObjectRef, ...], timeout_seconds: int,
+                unreachable_nodes: frozenset[str] = frozenset()) -> int:
+    """Stop every configured Multus DaemonSet and wait until their pods are gone. Returns how many ran.
+
+    Pods on unreachable nodes are not waited for: they stay Terminating until their kubelet returns, and
+    their nodes cannot be cleaned now anyway (the unreachableNodes policy decides about them).
+    """
     waits: list[tuple[ObjectRef, str]] = []
     for ref in daemonsets:
         try:
@@ -45,14 +50,28 @@ def stop_multus(kube: Kube, daemonsets: tuple[ObjectRef, ...], timeout_seconds: 
                      ref.namespace, ref.name)
         waits.append((ref, selector))
     deadline = time.monotonic() + timeout_seconds
-    return sum(_wait_gone(kube, ref, selector, deadline, timeout_seconds) for ref, selector in waits)
+    return sum(_wait_gone(kube, ref, selector, deadline, timeout_seconds, unreachable_nodes)
+               for ref, selector in waits)
 
 
-def _wait_gone(kube: Kube, ref: ObjectRef, selector: str, deadline: float, timeout_seconds: int) -> int:
+def _wait_gone(kube: Kube, ref: ObjectRef, selector: str, deadline: float, timeout_seconds: int,
+               unreachable_nodes: frozenset[str]) -> int:
     """Wait until no pod of the DaemonSet is left, by one list and then a watch (no polling)."""
+
+    def reachable(pods: list[JSON]) -> dict[str, JSON]:
+        alive = {}
+        for pod in pods:
+            node = (pod.get("spec") or {}).get("nodeName")
+            if node in unreachable_nodes:
+                log.warning("Multus pod %s is on unreachable node %s: not waiting for it", pod["metadata"]["name"],
+                            node)
+            else:
+                alive[pod["metadata"]["name"]] = pod
+        return alive
+
     items, version = kube.list_all(PODS, namespace=ref.namespace, query={"labelSelector": selector})
-    alive = {p["metadata"]["name"]: p for p in items}
-    initial = len(alive)
+    alive = reachable(items)
+    initial = len(items)
     if alive:
         log.info("Waiting for %d Multus pod(s) of %s/%s to terminate", len(alive), ref.namespace, ref.name)
     while alive:
@@ -67,15 +86,16 @@ def _wait_gone(kube: Kube, ref: ObjectRef, selector: str, deadline: float, timeo
                 version = obj.get("metadata", {}).get("resourceVersion", version)
                 if event["type"] == "DELETED":
                     alive.pop(obj["metadata"]["name"], None)
-                elif event["type"] in ("ADDED", "MODIFIED"):
+                elif event["type"] in ("ADDED", "MODIFIED") and (obj.get("spec") or {}).get("nodeName") \
+                        not in unreachable_nodes:
                     alive[obj["metadata"]["name"]] = obj
                 if not alive or time.monotonic() > deadline:
                     break
         except Gone:
             items, version = kube.list_all(PODS, namespace=ref.namespace, query={"labelSelector": selector})
-            alive = {p["metadata"]["name"]: p for p in items}
+            alive = reachable(items)
     if initial:
-        log.info("All Multus pods of %s/%s are gone", ref.namespace, ref.name)
+        log.info("All Multus pods of %s/%s on reachable nodes are gone", ref.namespace, ref.name)
     return initial
 
 
