@@ -16,11 +16,16 @@ def helm(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactor
     """Each real Helm binary in turn. Missing binaries FAIL the tests: the chart must be checked with both."""
     version: str = request.param
     env_var = dict(HELM_VERSIONS)[version]
+    return Helm(version=version, path=_binary_or_fail(version, env_var),
+                home=tmp_path_factory.mktemp(f"helm-home-{version}"))
+
+
+def _binary_or_fail(version: str, env_var: str) -> Path:
     try:
-        path = helm_binary(version, env_var)
+        return helm_binary(version, env_var)
     except HelmMissingError as exc:
-        pytest.fail(str(exc), pytrace=False)
-    return Helm(version=version, path=path, home=tmp_path_factory.mktemp(f"helm-home-{version}"))
+        message = str(exc)
+    pytest.fail(message, pytrace=False)
 
 
 @pytest.fixture(scope="session")
@@ -51,9 +56,6 @@ def all_helms(tmp_path_factory: pytest.TempPathFactory) -> list[Helm]:
     """Both Helm binaries at once, for tests that compare them."""
     out = []
     for version, env_var in HELM_VERSIONS:
-        try:
-            path = helm_binary(version, env_var)
-        except HelmMissingError as exc:
-            pytest.fail(str(exc), pytrace=False)
-        out.append(Helm(version=version, path=path, home=tmp_path_factory.mktemp(f"helm-home-all-{version}")))
+        out.append(Helm(version=version, path=_binary_or_fail(version, env_var),
+                        home=tmp_path_factory.mktemp(f"helm-home-all-{version}")))
     return out
