@@ -280,7 +280,7 @@ class SimulatedKubelet:
         self._events.put(None)
 
     def wait_idle(self, timeout: float = 10.0, settle: float = 0.05) -> bool:
-        """Wait until no event, due timer or running pod is pending (timers due later are ignored)."""
+        """Wait until no event, timer (node delays, termination delays) or running pod is pending."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self._idle():
@@ -305,9 +305,7 @@ class SimulatedKubelet:
     # ------------------------------------------------------------------------------------------ main loop
 
     def _idle(self) -> bool:
-        now = time.monotonic()
-        return self._events.empty() and self._busy == 0 and not self._dirty and \
-            not any(t.due <= now for t in self._timers)
+        return self._events.unfinished_tasks == 0 and self._busy == 0 and not self._dirty and not self._timers
 
     def _main(self) -> None:
         last_resync = 0.0
@@ -315,37 +313,32 @@ class SimulatedKubelet:
             timeout = self.resync_interval
             if self._timers:
                 timeout = max(0.0, min(timeout, self._timers[0].due - time.monotonic()))
-            full = False
+            batch: list[tuple[ResourceType, Event] | None] = []
+            with contextlib.suppress(queue.Empty):
+                batch.append(self._events.get(timeout=timeout))
+                while True:
+                    batch.append(self._events.get_nowait())
+            with self._busy_lock:
+                self._busy += 1
             try:
-                item = self._events.get(timeout=timeout)
-                with self._busy_lock:
-                    self._busy += 1
-                try:
-                    batch = [item]
-                    while True:
-                        try:
-                            batch.append(self._events.get_nowait())
-                        except queue.Empty:
-                            break
-                    for entry in batch:
-                        if entry is None:
-                            full = True
-                        else:
-                            self._handle(*entry)
-                    if full or time.monotonic() - last_resync > self.resync_interval:
-                        self._resync()
-                        last_resync = time.monotonic()
-                    self._reconcile_dirty()
-                finally:
-                    with self._busy_lock:
-                        self._busy -= 1
-            except queue.Empty:
-                if time.monotonic() - last_resync > self.resync_interval:
+                full = False
+                for entry in batch:
+                    if entry is None:
+                        full = True
+                    else:
+                        self._handle(*entry)
+                if full or time.monotonic() - last_resync > self.resync_interval:
                     self._resync()
                     last_resync = time.monotonic()
-            except Exception:  # keep the simulated node alive; record for the test to see
+                self._reconcile_dirty()
+                self._run_timers()
+            except Exception:  # keep the simulated nodes alive; record for the test to see
                 self.errors.append(traceback.format_exc())
-            self._run_timers()
+            finally:
+                for _ in batch:
+                    self._events.task_done()
+                with self._busy_lock:
+                    self._busy -= 1
 
     def _at(self, delay: float, action: Callable[[], None]) -> None:
         heapq.heappush(self._timers, _Timer(time.monotonic() + delay, next(self._seq), action))
