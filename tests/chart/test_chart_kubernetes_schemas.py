@@ -72,3 +72,46 @@ def test_the_validator_rejects_an_unknown_field(_validated: set[str]) -> None:
                                  "spec": {"containers": [{"name": "c", "image": "i", "mountPath": "/x"}]}}}}
     with pytest.raises(kubernetes_validate.ValidationError):
         kubernetes_validate.validate(bad, "1.29.0", strict=True)
+
+
+# Renderings with every optional part switched on: their objects must be valid too.
+SCENARIOS: dict[str, dict[str, Any]] = {
+    "thick-everything": {
+        "hostPaths": {"cniConfDir": "/etc/kubernetes/cni/net.d", "cniBinDir": "/var/lib/cni/bin",
+                      "socketDir": "/var/run/multus", "cacheDir": "/var/cache/multus",
+                      "kubeletDir": "/var/lib/k0s/kubelet"},
+        "config": {"readinessIndicatorFile": "/run/flannel/subnet.env", "logFile": "/var/log/multus.log",
+                   "namespaceIsolation": True, "globalNamespaces": ["default"],
+                   "daemonExtraConfig": {"metricsPort": 9091}},
+        "imagePullSecrets": [{"name": "regcred"}],
+        "podSecurityContext": {"seccompProfile": {"type": "RuntimeDefault"}},
+        "podAnnotations": {"example.com/a": "b"},
+        "extraEnv": [{"name": "A", "value": "b"}],
+        "extraVolumes": [{"name": "extra", "emptyDir": {}}],
+        "extraVolumeMounts": [{"name": "extra", "mountPath": "/extra"}],
+        "affinity": {"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {
+            "nodeSelectorTerms": [{"matchExpressions": [{"key": "a", "operator": "Exists"}]}]}}},
+        "serviceAccount": {"annotations": {"example.com/a": "b"}},
+        "commonLabels": {"team": "net"},
+    },
+    "thin-everything": {
+        "mode": "thin",
+        "hostPaths": {"cniConfDir": "/var/lib/rancher/k3s/agent/etc/cni/net.d",
+                      "cniBinDir": "/var/lib/rancher/k3s/data/cni", "multusConfDir": "/var/lib/multus/multus.d"},
+        "config": {"renameConfFile": True, "skipConfigWatch": True, "additionalBinDir": "/opt/multus/bin",
+                   "logLevel": "debug"},
+        "extraArgs": ["--skip-tls-verify=false"],
+        "image": {"digest": "sha256:" + "0" * 64},
+    },
+}
+
+
+@pytest.mark.parametrize("scenario", sorted(SCENARIOS))
+@pytest.mark.parametrize("kube_version", [KUBERNETES_VERSIONS[0], KUBERNETES_VERSIONS[-1]])
+def test_optional_parts_are_valid_kubernetes(
+    helm: Helm, render: Render, scenario: str, kube_version: str, _validated: set[str]
+) -> None:
+    result = render(helm, set_values=SCENARIOS[scenario])
+    assert result.ok, result.stderr
+    for doc in result.objects():
+        _validate(doc, kube_version, _validated)
