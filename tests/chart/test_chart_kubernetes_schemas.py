@@ -9,8 +9,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import kubernetes_validate
-import kubernetes_validate.utils as kv_utils
+import kubernetes_validate  # type: ignore[import-untyped]
+import kubernetes_validate.utils as kv_utils  # type: ignore[import-untyped]
 import pytest
 from helm import CI_VALUES, Helm, Render
 

@@ -8,11 +8,11 @@ import subprocess
 from pathlib import Path
 
 import pytest
-import yamale
+import yamale  # type: ignore[import-untyped]
 import yaml
 from helm import CHART_DIR, CI_VALUES, REPO_ROOT, Helm
-from yamllint import linter
-from yamllint.config import YamlLintConfig
+from yamllint import linter  # type: ignore[import-untyped]
+from yamllint.config import YamlLintConfig  # type: ignore[import-untyped]
 
 README_GENERATOR_VERSION = "2.7.2"
 README_GENERATOR = Path(os.environ.get(
