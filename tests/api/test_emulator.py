@@ -230,6 +230,15 @@ def test_watch_honours_timeout_seconds(core_v1: kubernetes.client.CoreV1Api) -> 
         "default", "kube-node-lease", "kube-public", "kube-system"]
 
 
+def test_watch_ends_with_a_bookmark_when_asked(core_v1: kubernetes.client.CoreV1Api,
+                                               api_server: EmulatedApiServer) -> None:
+    core_v1.create_namespaced_config_map("default", _cm("one"))
+    events = list(watch.Watch().stream(core_v1.list_namespaced_config_map, "default", timeout_seconds=1,
+                                       allow_watch_bookmarks=True, deserialize=False))
+    assert [e["type"] for e in events] == ["ADDED", "BOOKMARK"]
+    assert events[-1]["object"]["metadata"]["resourceVersion"] == str(api_server.store.resource_version)
+
+
 def test_watch_from_resource_version_and_410_after_compaction(core_v1: kubernetes.client.CoreV1Api,
                                                               api_server: EmulatedApiServer) -> None:
     first = core_v1.create_namespaced_config_map("default", _cm("one"))

@@ -22,6 +22,7 @@ scheduler (pods without ``spec.nodeName`` stay Pending), Jobs (no job controller
 from __future__ import annotations
 
 import contextlib
+import copy
 import heapq
 import itertools
 import logging
@@ -65,6 +66,7 @@ class NodeBehaviour:
     fail_result: tuple[int, str] = (1, "")
     delay: float = 0.0  # seconds between a cleanup pod appearing and it starting to run
     hang: bool = False  # cleanup pods start (Running) and never finish
+    termination_delay: float | None = None  # overrides SimulatedKubelet.termination_delay on this node
     attempts: int = 0  # cleanup-pod runs so far (including injected failures)
 
 
@@ -296,7 +298,11 @@ class SimulatedKubelet:
         node = (pod.get("spec") or {}).get("nodeName")
         if not self._node_up(node):
             return True  # nobody to confirm it: the pod stays Terminating
-        return self.termination_delay > 0
+        return self._termination_delay(node) > 0
+
+    def _termination_delay(self, node: str) -> float:
+        override = self.behaviour(node).termination_delay
+        return self.termination_delay if override is None else override
 
     def _on_event(self, rt: ResourceType, ev: Event) -> None:
         if rt.key in (("", "pods"), ("", "nodes"), ("apps", "daemonsets")):
@@ -379,7 +385,7 @@ class SimulatedKubelet:
             if meta["uid"] not in self._terminating and self._node_up(node):
                 self._terminating.add(meta["uid"])
                 grace = float(meta.get("deletionGracePeriodSeconds") or 0)
-                self._at(min(self.termination_delay, grace) if grace else 0.0,
+                self._at(min(self._termination_delay(node), grace) if grace else 0.0,
                          lambda ns=meta["namespace"], name=meta["name"], uid=meta["uid"]: self._finish_delete(
                              ns, name, uid))
             return
@@ -486,7 +492,7 @@ class SimulatedKubelet:
                 exit_code, message = 0, ""
             else:
                 try:
-                    result = self.run_pod(pod, node)
+                    result = self.run_pod(copy.deepcopy(pod), node)
                     exit_code, message = int(result[0]), str(result[1])
                     logs = str(result[2]) if len(result) > 2 else ""
                 except Exception:

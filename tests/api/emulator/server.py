@@ -299,6 +299,21 @@ class ApiHandler(kmock.KubernetesScaffold):
             text = "".join(lines[-tail:]) if tail > 0 else ""
         return text
 
+    async def _final_bookmark(self, response: aiohttp.web.StreamResponse, rt: ResourceType,
+                              queue: asyncio.Queue[tuple[str, Obj] | None]) -> None:
+        """Before a watch times out, tell the client how far it got (as the watch cache does)."""
+        with self.store.lock:
+            rv = self.store.resource_version
+        await asyncio.sleep(0)  # deliver every event pushed up to `rv` first
+        events = []
+        while not queue.empty():
+            item = queue.get_nowait()
+            if item is not None:
+                events.append({"type": item[0], "object": item[1]})
+        events.append({"type": "BOOKMARK", "object": {"kind": rt.kind, "apiVersion": rt.api_version,
+                                                      "metadata": {"resourceVersion": str(rv)}}})
+        await response.write(b"".join(json.dumps(e, separators=(",", ":")).encode() + b"\n" for e in events))
+
     async def _watch(self, raw: aiohttp.web.BaseRequest, rt: ResourceType, parsed: ParsedPath,
                      labels: LabelSelector, fields: FieldSelector, query: Mapping[str, str],
                      rule: FaultRule | None) -> aiohttp.web.StreamResponse:
@@ -345,6 +360,8 @@ class ApiHandler(kmock.KubernetesScaffold):
                     break
                 remaining = deadline - loop.time()
                 if remaining <= 0:
+                    if query.get("allowWatchBookmarks") in ("true", "1"):
+                        await self._final_bookmark(response, rt, queue)
                     break
                 try:
                     item = await asyncio.wait_for(queue.get(), min(remaining, 1.0))

@@ -142,7 +142,26 @@ class Table:
     history: collections.deque[Event] = field(default_factory=collections.deque)
     compacted_rv: int = 0  # events with rv <= this were dropped from history
     watchers: list[Watcher] = field(default_factory=list)
+    by_node: dict[str, set[Key]] | None = None  # pods: spec.nodeName -> keys (field-selector index)
     _sorted: list[Key] | None = None
+
+    def __post_init__(self) -> None:
+        if self.rt.key == ("", "pods"):
+            self.by_node = collections.defaultdict(set)
+
+    def index(self, key: Key, old: Obj | None, new: Obj | None) -> None:
+        if self.by_node is None:
+            return
+        old_node = ((old or {}).get("spec") or {}).get("nodeName") or ""
+        new_node = ((new or {}).get("spec") or {}).get("nodeName") or ""
+        if old is not None and (new is None or old_node != new_node):
+            keys = self.by_node.get(old_node)
+            if keys is not None:
+                keys.discard(key)
+                if not keys:
+                    del self.by_node[old_node]
+        if new is not None:
+            self.by_node[new_node].add(key)
 
     def sorted_keys(self) -> list[Key]:
         if self._sorted is None:
@@ -285,6 +304,7 @@ class Store:
             if key[0]:
                 self._ns_counts[key[0]] += 1
         table.objects[key] = obj
+        table.index(key, old, obj)
         self._index_owners(table, key, old, obj)
         self._emit(table, Event(self._rv, "MODIFIED" if old is not None else "ADDED", obj, old))
         return obj
@@ -294,6 +314,7 @@ class Store:
         if obj is None:
             return None
         table._sorted = None
+        table.index(key, obj, None)
         meta = obj["metadata"]
         uid = meta["uid"]
         self._uids.pop(uid, None)
@@ -533,7 +554,12 @@ class Store:
         fields = fields or FieldSelector()
         with self.lock:
             table = self._table(rt)
-            keys = self._ns_keys(table, namespace if rt.namespaced else None)
+            node = fields.exact("spec.nodeName") if table.by_node is not None else None
+            if node is not None and table.by_node is not None:
+                ns = namespace if rt.namespaced else None
+                keys = sorted(k for k in table.by_node.get(node, ()) if ns is None or k[0] == ns)
+            else:
+                keys = self._ns_keys(table, namespace if rt.namespaced else None)
             rv = str(self._rv)
             start = 0
             if continue_token:
