@@ -19,6 +19,7 @@ CI_VALUES = tuple(sorted((CHART_DIR / "ci").glob("*-values.yaml")))
 UPSTREAM_DIR = Path(os.environ.get("MULTUS_UPSTREAM_DIR", "/work/shared/reference/upstream-multus-v4.3.0"))
 
 RELEASE = "multus"
+MULTUS_COMPONENT = "cni"  # app.kubernetes.io/component of the Multus DaemonSet and its objects
 NAMESPACE = "kube-system"
 
 # (version, env override, cache path relative to the repo)
@@ -52,7 +53,11 @@ class RenderResult:
         return [doc for source, doc in self.docs if source == template]
 
     def kind(self, kind: str) -> list[Doc]:
-        return [doc for _, doc in self.docs if doc.get("kind") == kind]
+        """Multus's own objects of `kind`: the CRD and everything labelled app.kubernetes.io/component=cni.
+
+        Objects of other components (the cleanup hook's Job, ServiceAccount, RBAC, ...) are left out.
+        """
+        return [doc for _, doc in self.docs if doc.get("kind") == kind and is_multus_object(doc)]
 
     def one(self, kind: str) -> Doc:
         found = self.kind(kind)
@@ -62,6 +67,11 @@ class RenderResult:
 
 # The `render` fixture: render(helm, values_file=None, set_values=None, **Helm.template kwargs) -> RenderResult
 Render = Callable[..., RenderResult]
+
+
+def is_multus_object(doc: Doc) -> bool:
+    component = (doc.get("metadata", {}).get("labels") or {}).get("app.kubernetes.io/component")
+    return component in (None, MULTUS_COMPONENT)
 
 
 def helm_binary(version: str, env_var: str) -> Path:

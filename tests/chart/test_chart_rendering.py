@@ -409,8 +409,8 @@ def test_pod_settings_pass_through(helm: Helm, render: Render) -> None:
 def test_repair_mode_installs_no_multus(helm: Helm, render: Render) -> None:
     result = render(helm, set_values={"repair": {"enabled": True}})
     assert result.ok, result.stderr
-    cni = [d for d in result.objects() if d["metadata"].get("labels", {}).get("app.kubernetes.io/component") == "cni"]
-    assert cni == []
+    for kind in ("DaemonSet", "ConfigMap", "ServiceAccount", "ClusterRole", "ClusterRoleBinding"):
+        assert result.kind(kind) == [], kind
 
 
 def test_existing_service_account_and_no_rbac(helm: Helm, render: Render) -> None:
