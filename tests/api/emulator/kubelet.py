@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import functools
 import heapq
 import itertools
 import logging
@@ -131,7 +132,7 @@ def node_is_ready(node: Obj | None) -> bool:
         return False
     for cond in (node.get("status") or {}).get("conditions") or []:
         if cond.get("type") == "Ready":
-            return cond.get("status") == "True"
+            return bool(cond.get("status") == "True")
     return False
 
 
@@ -295,7 +296,7 @@ class SimulatedKubelet:
     # ------------------------------------------------------------------------------------------ store hooks
 
     def _graceful_delete(self, rt: ResourceType, pod: Obj) -> bool:
-        node = (pod.get("spec") or {}).get("nodeName")
+        node = str((pod.get("spec") or {}).get("nodeName") or "")
         if not self._node_up(node):
             return True  # nobody to confirm it: the pod stays Terminating
         return self._termination_delay(node) > 0
@@ -386,8 +387,7 @@ class SimulatedKubelet:
                 self._terminating.add(meta["uid"])
                 grace = float(meta.get("deletionGracePeriodSeconds") or 0)
                 self._at(min(self._termination_delay(node), grace) if grace else 0.0,
-                         lambda ns=meta["namespace"], name=meta["name"], uid=meta["uid"]: self._finish_delete(
-                             ns, name, uid))
+                         functools.partial(self._finish_delete, meta["namespace"], meta["name"], meta["uid"]))
             return
         phase = (pod.get("status") or {}).get("phase", "Pending")
         if phase != "Pending" or not self._node_up(node):

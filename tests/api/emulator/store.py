@@ -37,6 +37,8 @@ from .selectors import FieldSelector, LabelSelector, SelectorError
 
 Obj = dict[str, Any]
 Key = tuple[str, str]  # (namespace or "", name)
+ObjList = list[Obj]  # (inside Store, `list` names its method)
+EventList = list[tuple[str, Obj]]
 DEFAULT_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease")
 
 
@@ -548,7 +550,7 @@ class Store:
 
     def list(self, rt: ResourceType, namespace: str | None = None, labels: LabelSelector | None = None,
              fields: FieldSelector | None = None, limit: int | None = None,
-             continue_token: str | None = None) -> tuple[list[Obj], str, str | None, int | None]:
+             continue_token: str | None = None) -> tuple[ObjList, str, str | None, int | None]:
         """(items, resourceVersion, continue token, remainingItemCount) — items are the stored dicts."""
         labels = labels or LabelSelector()
         fields = fields or FieldSelector()
@@ -696,7 +698,7 @@ class Store:
 
     def delete_collection(self, rt: ResourceType, namespace: str | None, labels: LabelSelector | None = None,
                           fields: FieldSelector | None = None, *, propagation: str | None = None,
-                          grace: int | None = None) -> list[Obj]:
+                          grace: int | None = None) -> ObjList:
         with self.lock:
             items, *_ = self.list(rt, namespace, labels, fields)
             table = self._table(rt)
@@ -724,12 +726,12 @@ class Store:
 
     def watch(self, rt: ResourceType, namespace: str | None, labels: LabelSelector, fields: FieldSelector,
               resource_version: str | None, push: Callable[[tuple[str, Obj] | None], None]
-              ) -> tuple[Watcher, list[tuple[str, Obj]]]:
+              ) -> tuple[Watcher, EventList]:
         """Register a watcher; returns it and the initial events (raises 410 if the rv is compacted)."""
         with self.lock:
             table = self._table(rt)
             watcher = Watcher(rt, namespace if rt.namespaced else None, labels, fields, push)
-            initial: list[tuple[str, Obj]] = []
+            initial: EventList = []
             if resource_version in (None, "", "0"):
                 for key in self._ns_keys(table, watcher.namespace):
                     obj = table.objects[key]
@@ -779,7 +781,7 @@ class Store:
         with self.lock:
             return sum(len(t.watchers) for t in self._tables.values())
 
-    def dependents(self, owner_uid: str) -> list[Obj]:
+    def dependents(self, owner_uid: str) -> ObjList:
         """The stored objects whose ownerReferences name this uid (read-only dicts)."""
         with self.lock:
             result = []
@@ -808,7 +810,7 @@ class Store:
                 return None
 
     def objects(self, plural: str, namespace: str | None = None, group: str | None = None,
-                label_selector: str | None = None, field_selector: str | None = None) -> list[Obj]:
+                label_selector: str | None = None, field_selector: str | None = None) -> ObjList:
         """Deep copies of the matching objects, sorted by namespace/name."""
         rt = self.rt(plural, group)
         try:
@@ -828,7 +830,7 @@ class Store:
             return len(self._table(self.rt(plural, group)).objects)
 
     def apply_many(self, plural: str, bodies: Iterable[Obj], namespace: str | None = None,
-                   group: str | None = None) -> list[Obj]:
+                   group: str | None = None) -> ObjList:
         rt = self.rt(plural, group)
         return [self.create(rt, namespace, body) for body in bodies]
 
