@@ -8,12 +8,13 @@ from __future__ import annotations
 import io
 import json
 import logging
-import os
 import threading
+from collections.abc import Iterator
 from contextlib import redirect_stderr, redirect_stdout
 from pathlib import Path
 from typing import Any
 
+import pytest
 import yaml
 from emulator import EmulatedApiServer
 from emulator.kubelet import SimulatedKubelet
@@ -127,5 +128,13 @@ def owner_env(cluster: SimCluster, namespace: str = "kube-system", name: str = "
     return {"MULTUS_CLEANUP_JOB_NAME": name, "MULTUS_CLEANUP_JOB_UID": job["metadata"]["uid"]}
 
 
-def set_env(values: dict[str, str]) -> None:
-    os.environ.update(values)
+@pytest.fixture(name="cluster")
+def cluster_fixture(api_server: EmulatedApiServer, kubelet: SimulatedKubelet, tmp_path: Path,
+            monkeypatch: pytest.MonkeyPatch) -> Iterator[SimCluster]:
+    """A simulated cluster whose hook Job exists (node pods are owned by it)."""
+    sim = SimCluster(api_server, kubelet, tmp_path)
+    for key, value in owner_env(sim).items():
+        monkeypatch.setenv(key, value)
+    yield sim
+    assert sim.violations == []  # the engine never touched a path its pod does not mount
+    assert kubelet.errors == []

@@ -3,32 +3,18 @@ against the emulated API; the simulated kubelet runs the real node engine for ev
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
-from emulator import EmulatedApiServer
 from emulator.kubelet import SimulatedKubelet
-from simcluster import SimCluster, owner_env
+from simcluster import SimCluster, cluster_fixture  # noqa: F401 - provides the `cluster` fixture
 
 NS = "kube-system"
 DS_LABELS = "app=kube-multus-ds"
 
 
-@pytest.fixture
-def cluster(api_server: EmulatedApiServer, kubelet: SimulatedKubelet, tmp_path: Path,
-            monkeypatch: pytest.MonkeyPatch) -> Iterator[SimCluster]:
-    sim = SimCluster(api_server, kubelet, tmp_path)
-    for key, value in owner_env(sim).items():
-        monkeypatch.setenv(key, value)
-    yield sim
-    assert sim.violations == []  # the engine never touched a path its pod does not mount
-    assert kubelet.errors == []
-
-
-def config(**cluster: Any) -> dict[str, Any]:
-    return {"cluster": {"nodeTimeoutSeconds": 30, "stopTimeoutSeconds": 30, **cluster}}
+def config(**cluster_config: Any) -> dict[str, Any]:
+    return {"cluster": {"nodeTimeoutSeconds": 30, "stopTimeoutSeconds": 30, **cluster_config}}
 
 
 @pytest.mark.parametrize("flavour", ["thick", "thin"])
@@ -153,3 +139,21 @@ def nad(name: str) -> dict[str, Any]:
     return {"apiVersion": "k8s.cni.cncf.io/v1", "kind": "NetworkAttachmentDefinition",
             "metadata": {"name": name, "namespace": "default"},
             "spec": {"config": '{"cniVersion": "0.3.1", "type": "macvlan"}'}}
+
+
+def test_api_requests_per_node_are_bounded(cluster: SimCluster, kubelet: SimulatedKubelet) -> None:
+    """One create per node; listing, watching and deleting the node pods cost a constant."""
+    names = cluster.add_nodes(50, "thick")
+    cluster.add_multus_daemonset()
+    kubelet.wait_idle()
+    cluster.server.log.clear()
+
+    code, summary, log = cluster.orchestrate("run", config(concurrency=20))
+
+    assert code == 0, log
+    by_verb = dict(cluster.server.log.by_verb())
+    assert by_verb["create"] == len(names)
+    assert sum(by_verb.values()) <= len(names) + 15, by_verb
+    assert summary["api_requests"] == by_verb  # the orchestrator's own count agrees with the server's
+    print(f"\n50-node uninstall: {sum(by_verb.values())} API requests ({by_verb}), "
+          f"{sum(by_verb.values()) / len(names):.2f} per node")
