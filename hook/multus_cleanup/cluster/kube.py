@@ -93,6 +93,8 @@ CRDS = Resource("apiextensions.k8s.io", "v1", "customresourcedefinitions", names
 def connect(kubeconfig: str | None = None, context: str | None = None) -> Kube:
     """In-cluster config when running in a pod, else the kubeconfig (file, $KUBECONFIG, ~/.kube/config)."""
     configuration = k8s.Configuration()
+    # urllib3 would otherwise retry some answers (429, 503) silently; retries belong to Kube, counted and logged.
+    configuration.retries = False
     if kubeconfig is None and context is None:
         try:
             k8s_config.load_incluster_config(client_configuration=configuration)  # type: ignore[no-untyped-call]
