@@ -58,7 +58,7 @@ class FaultRule:
         if self.watch is not None and record.verb != "watch":
             return False
         checks: list[tuple[Any, Any]] = [
-            (self.method, record.method), (self.verb, record.verb), (self.api_group, record.api_group),
+            (self.verb, record.verb), (self.api_group, record.api_group),
             (self.resource, record.resource), (self.subresource, record.subresource),
             (self.namespace, record.namespace), (self.name, record.name),
         ]
