@@ -160,6 +160,32 @@ def test_on_failure_restarts_the_container(api_client: kubernetes.client.ApiClie
     assert status.container_statuses[0].last_state.terminated.exit_code == 1
 
 
+def test_active_deadline_kills_a_hanging_pod(api_client: kubernetes.client.ApiClient, kubelet: SimulatedKubelet,
+                                             nodes: AddNodes) -> None:
+    core = kubernetes.client.CoreV1Api(api_client)
+    names = nodes(1)
+    kubelet.behaviour(names[0]).hang = True
+    pod = _cleanup_pod("stuck", names[0])
+    pod["spec"]["activeDeadlineSeconds"] = 1
+    core.create_namespaced_pod("kube-system", pod)
+    _wait(lambda: core.read_namespaced_pod("stuck", "kube-system").status.phase == "Running")
+    assert kubelet.wait_idle(timeout=5)  # waits out the deadline timer
+    status = core.read_namespaced_pod("stuck", "kube-system").status
+    assert (status.phase, status.reason) == ("Failed", "DeadlineExceeded")
+    assert status.container_statuses[0].state.terminated.exit_code == 137
+
+
+def test_pods_of_a_deleted_node_are_collected(api_client: kubernetes.client.ApiClient, kubelet: SimulatedKubelet,
+                                              nodes: AddNodes) -> None:
+    core = kubernetes.client.CoreV1Api(api_client)
+    names = nodes(1, not_ready=1)
+    core.create_namespaced_pod("kube-system", _cleanup_pod("orphan", names[0]))
+    core.delete_namespaced_pod("orphan", "kube-system")
+    assert core.read_namespaced_pod("orphan", "kube-system").metadata.deletion_timestamp is not None
+    core.delete_node(names[0])
+    _wait(lambda: core.list_namespaced_pod("kube-system").items == [])
+
+
 def test_termination_message_is_truncated_like_the_kubelet(api_client: kubernetes.client.ApiClient,
                                                            kubelet: SimulatedKubelet, nodes: AddNodes) -> None:
     core = kubernetes.client.CoreV1Api(api_client)

@@ -11,7 +11,9 @@ with ``spec.nodeName``) are run through ``run_pod(pod, node_name) -> (exit_code,
 [, logs])`` on a worker pool, then get the status a real kubelet writes: phase Succeeded/Failed,
 ``containerStatuses[*].state.terminated`` with exitCode, reason Completed/Error, message (truncated to
 4096 bytes as the kubelet does; ``FallbackToLogsOnError`` honoured). ``restartPolicy: OnFailure``
-re-runs a failed container (restartCount, lastState). Pods on NotReady or unknown nodes stay Pending.
+re-runs a failed container (restartCount, lastState). ``spec.activeDeadlineSeconds`` is enforced from the
+moment the kubelet takes the pod (+ its node's delay): phase Failed, reason DeadlineExceeded, exit code 137.
+Pods on NotReady or unknown nodes stay Pending; pods of a deleted Node are garbage-collected.
 Graceful deletion: a deleted running pod keeps its deletionTimestamp for ``termination_delay`` seconds;
 on a NotReady node it stays Terminating (as upstream, until force-deleted with grace period 0).
 
@@ -76,6 +78,7 @@ class _Timer:
     due: float
     seq: int
     action: Callable[[], None] = field(compare=False)
+    cancelled: bool = field(default=False, compare=False)
 
 
 def tolerates(tolerations: list[dict[str, Any]], taint: dict[str, Any]) -> bool:
@@ -195,7 +198,7 @@ class SimulatedKubelet:
                  cleanup_selector: str = "app.kubernetes.io/component=node-cleanup",
                  termination_delay: float = 0.0, behaviours: dict[str, NodeBehaviour] | None = None,
                  workers: int = 16, resync_interval: float = 0.5, max_restarts: int = 5,
-                 termination_message_limit: int = TERMINATION_MESSAGE_LIMIT) -> None:
+                 termination_message_limit: int = TERMINATION_MESSAGE_LIMIT, active_deadline: bool = True) -> None:
         self.store = store
         self.run_pod = run_pod
         self.cleanup_selector = LabelSelector.parse(cleanup_selector)
@@ -203,6 +206,7 @@ class SimulatedKubelet:
         self.behaviours: dict[str, NodeBehaviour] = dict(behaviours or {})
         self.max_restarts = max_restarts
         self.termination_message_limit = termination_message_limit
+        self.active_deadline = active_deadline  # kill cleanup pods running past spec.activeDeadlineSeconds
         self.resync_interval = resync_interval
         self.runs: list[tuple[str, str, int, str]] = []  # (pod namespace/name, node, exit code, message)
         self.errors: list[str] = []  # exceptions raised by run_pod (the pod is then Failed)
@@ -213,6 +217,7 @@ class SimulatedKubelet:
         self._started: set[tuple[str, str, str]] = set()  # (ns, name, uid) of cleanup pods taken
         self._terminating: set[str] = set()  # uids with a removal scheduled
         self._dirty: set[tuple[str, str]] = set()  # DaemonSets to reconcile
+        self._deadlines: dict[str, _Timer] = {}  # pod uid -> its activeDeadlineSeconds timer
         self._busy = 0
         self._busy_lock = threading.Lock()
         self._stop = threading.Event()
@@ -297,6 +302,8 @@ class SimulatedKubelet:
 
     def _graceful_delete(self, rt: ResourceType, pod: Obj) -> bool:
         node = str((pod.get("spec") or {}).get("nodeName") or "")
+        if self.store.find(self._nodes, None, node) is None:
+            return False  # the pod garbage collector removes pods of nodes that are gone
         if not self._node_up(node):
             return True  # nobody to confirm it: the pod stays Terminating
         return self._termination_delay(node) > 0
@@ -312,7 +319,8 @@ class SimulatedKubelet:
     # ------------------------------------------------------------------------------------------ main loop
 
     def _idle(self) -> bool:
-        return self._events.unfinished_tasks == 0 and self._busy == 0 and not self._dirty and not self._timers
+        return self._events.unfinished_tasks == 0 and self._busy == 0 and not self._dirty and \
+            not any(not t.cancelled for t in list(self._timers))
 
     def _main(self) -> None:
         last_resync = 0.0
@@ -347,13 +355,17 @@ class SimulatedKubelet:
                 with self._busy_lock:
                     self._busy -= 1
 
-    def _at(self, delay: float, action: Callable[[], None]) -> None:
-        heapq.heappush(self._timers, _Timer(time.monotonic() + delay, next(self._seq), action))
+    def _at(self, delay: float, action: Callable[[], None]) -> _Timer:
+        timer = _Timer(time.monotonic() + delay, next(self._seq), action)
+        heapq.heappush(self._timers, timer)
+        return timer
 
     def _run_timers(self) -> None:
         now = time.monotonic()
         while self._timers and self._timers[0].due <= now:
             timer = heapq.heappop(self._timers)
+            if timer.cancelled:
+                continue
             try:
                 timer.action()
             except Exception:
@@ -374,6 +386,7 @@ class SimulatedKubelet:
             if ref.get("kind") == "DaemonSet" and ref.get("controller"):
                 self._dirty.add((meta["namespace"], ref["name"]))
         if ev.type == "DELETED":
+            self._cancel_deadline(meta["uid"])
             return
         self._consider_pod(pod)
 
@@ -383,7 +396,10 @@ class SimulatedKubelet:
         if not node:
             return
         if meta.get("deletionTimestamp"):
-            if meta["uid"] not in self._terminating and self._node_up(node):
+            if meta["uid"] not in self._terminating and self.store.find(self._nodes, None, node) is None:
+                self._terminating.add(meta["uid"])  # the pod garbage collector: the node is gone
+                self._at(0.0, functools.partial(self._finish_delete, meta["namespace"], meta["name"], meta["uid"]))
+            elif meta["uid"] not in self._terminating and self._node_up(node):
                 self._terminating.add(meta["uid"])
                 grace = float(meta.get("deletionGracePeriodSeconds") or 0)
                 self._at(min(self._termination_delay(node), grace) if grace else 0.0,
@@ -396,7 +412,12 @@ class SimulatedKubelet:
             key = (meta["namespace"], meta["name"], meta["uid"])
             if key not in self._started:
                 self._started.add(key)
-                self._at(self.behaviour(node).delay, lambda: self._submit(key, node))
+                delay = self.behaviour(node).delay
+                self._at(delay, lambda: self._submit(key, node))
+                deadline = (pod.get("spec") or {}).get("activeDeadlineSeconds")
+                if deadline and self.active_deadline:
+                    self._deadlines[meta["uid"]] = self._at(delay + float(deadline),
+                                                            functools.partial(self._deadline_exceeded, key))
         elif self._is_daemon_pod(pod):
             self._write_running(meta["namespace"], meta["name"], meta["uid"], ready=True)
 
@@ -530,10 +551,12 @@ class SimulatedKubelet:
 
     def _write_terminated(self, namespace: str, name: str, uid: str, exit_code: int, terminated: dict[str, Any],
                           restarts: int, last_state: dict[str, Any] | None, logs: str) -> None:
+        self._cancel_deadline(uid)
+
         def edit(pod: Obj) -> None:
-            if pod["metadata"]["uid"] != uid:
-                return
             status = pod.setdefault("status", {})
+            if pod["metadata"]["uid"] != uid or status.get("phase") in ("Succeeded", "Failed"):
+                return  # e.g. already killed for exceeding activeDeadlineSeconds
             status["phase"] = "Succeeded" if exit_code == 0 else "Failed"
             status["conditions"] = _conditions(False, "PodCompleted" if exit_code == 0 else "PodFailed")
             status["containerStatuses"] = _container_statuses(pod, {"terminated": terminated}, ready=False,
@@ -545,6 +568,30 @@ class SimulatedKubelet:
             current = self.store.find(self._pods, namespace, name)
             if current is not None and current["metadata"]["uid"] == uid:
                 self.store.pod_logs[(namespace, name)] = logs
+
+    def _cancel_deadline(self, uid: str) -> None:
+        timer = self._deadlines.pop(uid, None)
+        if timer is not None:
+            timer.cancelled = True
+
+    def _deadline_exceeded(self, key: tuple[str, str, str]) -> None:
+        """The kubelet kills a pod active longer than spec.activeDeadlineSeconds."""
+        namespace, name, uid = key
+        self._deadlines.pop(uid, None)
+
+        def edit(pod: Obj) -> None:
+            status = pod.setdefault("status", {})
+            if pod["metadata"]["uid"] != uid or status.get("phase") in ("Succeeded", "Failed"):
+                return
+            killed = {"exitCode": 137, "reason": "Error", "startedAt": status.get("startTime") or now_iso(),
+                      "finishedAt": now_iso()}
+            status.update(phase="Failed", reason="DeadlineExceeded",
+                          message="Pod was active on the node longer than the specified deadline",
+                          conditions=_conditions(False, "PodFailed"),
+                          containerStatuses=_container_statuses(pod, {"terminated": killed}, ready=False))
+
+        with contextlib.suppress(ApiError):
+            self.store.mutate(self._pods, namespace, name, edit, subresource="status")
 
     # ------------------------------------------------------------------------------------------ DaemonSet controller
 
