@@ -3,6 +3,7 @@ against the emulated API; the simulated kubelet runs the real node engine for ev
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import pytest
@@ -157,3 +158,17 @@ def test_api_requests_per_node_are_bounded(cluster: SimCluster, kubelet: Simulat
     assert summary["api_requests"] == by_verb  # the orchestrator's own count agrees with the server's
     print(f"\n50-node uninstall: {sum(by_verb.values())} API requests ({by_verb}), "
           f"{sum(by_verb.values()) / len(names):.2f} per node")
+
+
+def test_the_run_ends_with_a_summary_when_its_time_runs_out(cluster: SimCluster, kubelet: SimulatedKubelet) -> None:
+    names = cluster.add_nodes(6, "thick")
+    for name in names:
+        kubelet.behaviour(name).delay = 2.0
+
+    started = time.monotonic()
+    code, summary, _log = cluster.orchestrate("run", config(deadlineSeconds=10, concurrency=1))
+
+    assert code == 1 and time.monotonic() - started < 14
+    statuses = [summary["nodes"][n]["status"] for n in names]
+    assert "clean" in statuses and statuses[-1] == "unreachable"
+    assert "the cleanup ran out of time" in summary["nodes"][names[-1]]["detail"]

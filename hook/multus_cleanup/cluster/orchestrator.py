@@ -7,6 +7,7 @@ import json
 import logging
 import secrets
 import string
+import time
 from dataclasses import dataclass, field
 
 import yaml
@@ -87,6 +88,7 @@ def _verdict(summary: Summary) -> str:
 
 def run(config: CleanupConfig, kube: Kube, owner: Owner | None, run_id: str | None = None) -> Summary:
     summary = Summary("run", run_id or new_run_id())
+    deadline = time.monotonic() + config.cluster.deadline_seconds
     cluster = config.cluster
     factory = NodePodFactory(config, summary.run_id, owner)
     validate_pod(factory.render("node-name-check"))  # before any change: a bad template stops here
@@ -97,7 +99,7 @@ def run(config: CleanupConfig, kube: Kube, owner: Owner | None, run_id: str | No
     except StopError as err:
         summary.error = str(err)
         return _done(summary, kube)
-    _sweep(kube, factory, config, summary, "clean", nodes)
+    _sweep(kube, factory, config, summary, "clean", nodes, deadline)
     failed = [o for o in summary.outcomes if o.status in (FAILED, NOT_CLEAN)]
     unreachable = [o for o in summary.outcomes if o.status == UNREACHABLE]
     if failed:
@@ -115,20 +117,22 @@ def run(config: CleanupConfig, kube: Kube, owner: Owner | None, run_id: str | No
 def check(config: CleanupConfig, kube: Kube, owner: Owner | None, run_id: str | None = None) -> Summary:
     """Read-only on the nodes: every node's engine runs with --dry-run and reports what remains."""
     summary = Summary("check", run_id or new_run_id())
+    deadline = time.monotonic() + config.cluster.deadline_seconds
     factory = NodePodFactory(config, summary.run_id, owner, dry_run=True)
     validate_pod(factory.render("node-name-check"))
-    _sweep(kube, factory, config, summary, "checked clean", list_nodes(kube, config.cluster.node_selector))
+    _sweep(kube, factory, config, summary, "checked clean", list_nodes(kube, config.cluster.node_selector),
+           deadline)
     summary.success = all(o.status == CLEAN for o in summary.outcomes)
     return _done(summary, kube)
 
 
 def _sweep(kube: Kube, factory: NodePodFactory, config: CleanupConfig, summary: Summary, what: str,
-           nodes: list[NodeInfo]) -> None:
+           nodes: list[NodeInfo], deadline: float) -> None:
     ready = [n.name for n in nodes if n.ready]
     log.info("%d node(s) match %s; %d ready", len(nodes), dict(config.cluster.node_selector), len(ready))
     sweep = Sweep(kube, factory, config.cluster, what=what)
     sweep.remove_stale_pods()
-    result = sweep.run(ready)
+    result = sweep.run(ready, deadline)
     _add_not_ready(result, [n for n in nodes if not n.ready])
     summary.outcomes = list(result.outcomes.values())
 

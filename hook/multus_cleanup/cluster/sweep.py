@@ -19,7 +19,7 @@ from typing import Any
 
 from ..config.cluster import ClusterConfig
 from ..report import NodeReport
-from .kube import JSON, PODS, ApiError, Conflict, Forbidden, Gone, Kube, NotFound
+from .kube import JSON, PODS, ApiError, Conflict, Forbidden, Gone, Kube
 from .nodepod import MANAGED_SELECTOR, RUN_LABEL, NodePodFactory, validate_pod
 
 log = logging.getLogger(__name__)
@@ -65,7 +65,8 @@ class Sweep:
         self._stop = threading.Event()
         self._selector = f"{RUN_LABEL}={factory.run_id}"
 
-    def run(self, nodes: list[str]) -> SweepResult:
+    def run(self, nodes: list[str], deadline: float | None = None) -> SweepResult:
+        """Clean `nodes`; at `deadline` (time.monotonic()) the nodes not done yet are given up as unreachable."""
         result = SweepResult()
         if not nodes:
             return result
@@ -76,7 +77,7 @@ class Sweep:
         watcher.start()
         pool = ThreadPoolExecutor(max_workers=min(8, self.cluster.concurrency), thread_name_prefix="create")
         try:
-            self._loop(nodes, result, pool)
+            self._loop(nodes, result, pool, deadline)
         finally:
             self._stop.set()
             pool.shutdown(wait=True, cancel_futures=True)
@@ -88,7 +89,7 @@ class Sweep:
         self._delete_pods(MANAGED_SELECTOR)
 
     # -- the loop --------------------------------------------------------------------------------------
-    def _loop(self, nodes: list[str], result: SweepResult, pool: ThreadPoolExecutor) -> None:
+    def _loop(self, nodes: list[str], result: SweepResult, pool: ThreadPoolExecutor, deadline: float | None) -> None:
         waiting = deque(nodes)
         active: dict[str, _Task] = {}
         progress = _Progress(len(nodes), self.what)
@@ -119,6 +120,14 @@ class Sweep:
                     self._finish(result, progress, running, status, detail, active, pool, retry=retry,
                                  report=report)
             now = time.monotonic()
+            if deadline is not None and now > deadline:
+                late = list(active.values()) + [_Task(n, 0, now, "") for n in waiting]
+                waiting.clear()
+                active.clear()
+                for task in late:
+                    self._finish(result, progress, task, UNREACHABLE, "not cleaned: the cleanup ran out of time "
+                                 "(cluster.deadlineSeconds); run it again", active, pool, retry=False)
+                return
             for task in [t for t in active.values() if now - t.started > timeout]:
                 del active[task.pod_name]
                 self._finish(result, progress, task, UNREACHABLE, f"no report within {timeout}s "
@@ -137,10 +146,10 @@ class Sweep:
                 self.kube.request("create", PODS, namespace=self.cluster.namespace, body=body)
             except Conflict:
                 # Usually a retried create whose first try got through: then the watch reports the pod.
-                # Make sure it exists; a conflict without the pod is retried once.
-                try:
-                    self.kube.request("get", PODS, namespace=self.cluster.namespace, name=task.pod_name)
-                except NotFound:
+                # Make sure it exists (with `list`, which the cleanup may already do); else create it again.
+                found = self.kube.request("list", PODS, namespace=self.cluster.namespace, query={
+                    "labelSelector": self._selector, "fieldSelector": f"metadata.name={task.pod_name}"})
+                if not found.get("items"):
                     self.kube.request("create", PODS, namespace=self.cluster.namespace, body=body)
         except Forbidden as err:
             self.events.put(("fatal", err))

@@ -71,6 +71,9 @@ class ClusterConfig:
     node_retries: int = 1
     node_timeout_seconds: int = 120
     stop_timeout_seconds: int = 120
+    # The whole run's budget: keep it below the hook Job's activeDeadlineSeconds, so the run still ends
+    # with a summary that names the nodes it could not finish.
+    deadline_seconds: int = 600
     delete_network_attachment_definitions: bool = False
     delete_crd: bool = False
     extra_resources: tuple[ExtraResource, ...] = ()
@@ -78,8 +81,8 @@ class ClusterConfig:
 
 
 _KEYS = {"namespace", "multusDaemonSets", "nodeSelector", "unreachableNodes", "concurrency", "nodeRetries",
-         "nodeTimeoutSeconds", "stopTimeoutSeconds", "deleteNetworkAttachmentDefinitions", "deleteCRD",
-         "extraResources", "nodePod"}
+         "nodeTimeoutSeconds", "stopTimeoutSeconds", "deadlineSeconds", "deleteNetworkAttachmentDefinitions",
+         "deleteCRD", "extraResources", "nodePod"}
 _POD_KEYS = {"image", "imagePullPolicy", "imagePullSecrets", "priorityClassName", "tolerations", "resources",
              "securityContext", "podSecurityContext", "labels", "annotations", "backupDir"}
 
@@ -100,6 +103,7 @@ def parse_cluster_config(raw_value: object, field_name: str = "cluster") -> Clus
         node_retries=f.integer(raw, "nodeRetries", field_name, d.node_retries, 0, 5),
         node_timeout_seconds=f.integer(raw, "nodeTimeoutSeconds", field_name, d.node_timeout_seconds, 5, 3600),
         stop_timeout_seconds=f.integer(raw, "stopTimeoutSeconds", field_name, d.stop_timeout_seconds, 1, 3600),
+        deadline_seconds=f.integer(raw, "deadlineSeconds", field_name, d.deadline_seconds, 10, 86400),
         delete_network_attachment_definitions=f.boolean(raw, "deleteNetworkAttachmentDefinitions", field_name,
                                                         d.delete_network_attachment_definitions),
         delete_crd=f.boolean(raw, "deleteCRD", field_name, d.delete_crd),
