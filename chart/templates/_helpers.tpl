@@ -207,3 +207,64 @@ multus-daemon-config; other keys appear only when a value asks for them.
 {{- fail "config.globalNamespaces has no effect unless config.namespaceIsolation is true" -}}
 {{- end -}}
 {{- end -}}
+
+{{/* ---------------------------------------------------------------------------------------------------
+The uninstall cleanup (cleanup-*.yaml). One config drives both the hook and the Multus pods: the same
+host paths, so the cleanup removes exactly what this release's Multus writes.
+--------------------------------------------------------------------------------------------------- */}}
+
+{{/* Base name of the cleanup's resources. */}}
+{{- define "multus.cleanupName" -}}
+{{- printf "%s-cleanup" (include "multus.fullname" .) | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+
+{{/* The cleanup image: <repository>@<digest>, else <repository>:<tag, default the chart version>. */}}
+{{- define "multus.cleanupImage" -}}
+{{- $img := .Values.cleanup.image -}}
+{{- if $img.digest -}}
+{{- printf "%s@%s" $img.repository $img.digest -}}
+{{- else -}}
+{{- printf "%s:%s" $img.repository (default .Chart.Version $img.tag) -}}
+{{- end -}}
+{{- end -}}
+
+{{/* The Multus DaemonSets the cleanup stops, as a YAML list of {namespace, name}. */}}
+{{- define "multus.cleanupDaemonSets" -}}
+{{- $list := list -}}
+{{- if include "multus.installMultus" . -}}
+{{- $list = append $list (dict "namespace" (include "multus.namespace" .) "name" (include "multus.daemonSetName" .)) -}}
+{{- end -}}
+{{- range .Values.cleanup.multusDaemonSets -}}
+{{- $list = append $list (dict "namespace" .namespace "name" .name) -}}
+{{- end -}}
+{{- toYaml $list -}}
+{{- end -}}
+
+{{/* The cleanup's config file (multus-cleanup's `node:` and `cluster:` sections). */}}
+{{- define "multus.cleanupConfig" -}}
+{{- $c := .Values.cleanup -}}
+{{- $p := .Values.hostPaths -}}
+{{- $configFiles := list "00-multus.conf" "00-multus.conflist" -}}
+{{- if ne .Values.config.multusConfigFile "auto" -}}
+{{- $configFiles = append $configFiles (base .Values.config.multusConfigFile) | uniq -}}
+{{- end -}}
+{{- $node := dict "cniConfDir" $p.cniConfDir "cniBinDir" $p.cniBinDir "multusConfDir" (include "multus.multusConfDir" .)
+      "socketDir" $p.socketDir "cacheDir" $p.cacheDir "configFiles" $configFiles "restoreRenamedPrimary" true
+      "extraFiles" $c.extraFiles -}}
+{{- with .Values.config.logFile }}{{- $_ := set $node "logFile" . -}}{{- end -}}
+{{- $secrets := list -}}
+{{- range .Values.imagePullSecrets }}{{- $secrets = append $secrets .name -}}{{- end -}}
+{{- $pod := dict "image" (include "multus.cleanupImage" .) "imagePullPolicy" $c.image.pullPolicy
+      "imagePullSecrets" $secrets "priorityClassName" $c.priorityClassName "resources" $c.nodePodResources
+      "securityContext" $c.nodePodSecurityContext
+      "labels" (dict "app.kubernetes.io/instance" .Release.Name "app.kubernetes.io/part-of" "multus") -}}
+{{- with $c.backupDir }}{{- $_ := set $pod "backupDir" . -}}{{- end -}}
+{{- $cluster := dict "namespace" (include "multus.namespace" .)
+      "multusDaemonSets" (include "multus.cleanupDaemonSets" . | fromYamlArray) "nodeSelector" $c.nodeSelector
+      "unreachableNodes" $c.unreachableNodes "concurrency" $c.concurrency "nodeRetries" $c.nodeRetries
+      "nodeTimeoutSeconds" $c.nodeTimeoutSeconds "stopTimeoutSeconds" $c.stopTimeoutSeconds
+      "deadlineSeconds" (sub $c.activeDeadlineSeconds 30 | int)
+      "deleteNetworkAttachmentDefinitions" $c.deleteNetworkAttachmentDefinitions "deleteCRD" $c.deleteCRD
+      "extraResources" $c.extraResources "nodePod" $pod -}}
+{{- toYaml (dict "node" $node "cluster" $cluster) -}}
+{{- end -}}

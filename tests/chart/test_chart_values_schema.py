@@ -12,8 +12,9 @@ from helm import CHART_DIR, Helm, Render
 SCHEMA = json.loads((CHART_DIR / "values.schema.json").read_text())
 # Kubernetes objects passed through as they are (the API server validates them), and free-form config
 FREE_FORM = {"resources", "initResources", "affinity", "podSecurityContext", "securityContext", "updateStrategy",
-             "daemonExtraConfig", "global", "tolerations[]", "extraEnv[]", "extraVolumes[]", "extraVolumeMounts[]"}
-EXTENSIBLE = {"cleanup", "repair"}
+             "daemonExtraConfig", "global", "tolerations[]", "extraEnv[]", "extraVolumes[]", "extraVolumeMounts[]",
+             "nodePodResources", "nodePodSecurityContext"}
+EXTENSIBLE = {"repair"}
 
 
 def _walk_schema(node: dict[str, Any], path: str) -> list[str]:
@@ -43,7 +44,7 @@ def _leaf_paths(values: dict[str, Any], prefix: str = "") -> list[str]:
     out = []
     for key, value in values.items():
         path = f"{prefix}{key}"
-        if isinstance(value, dict) and value and key not in FREE_FORM | {"nodeSelector"}:
+        if isinstance(value, dict) and value and key not in FREE_FORM | {"nodeSelector", "jobNodeSelector"}:
             out += _leaf_paths(value, f"{path}.")
         else:
             out.append(path)
@@ -99,10 +100,10 @@ def test_schema_rejects_a_wrong_value_naming_the_key(helm: Helm, set_args: list[
 
 
 @pytest.mark.helm
-def test_cleanup_and_repair_sections_accept_new_keys(helm: Helm, render: Render) -> None:
-    result = render(helm, set_values={"cleanup": {"enabled": True, "futureOption": {"a": 1}},
-                                      "repair": {"futureOption": "x"}})
-    assert result.ok, result.stderr
+def test_repair_section_accepts_new_keys_and_cleanup_is_closed(helm: Helm, render: Render) -> None:
+    assert render(helm, set_values={"repair": {"futureOption": "x"}}).ok
+    result = render(helm, set_values={"cleanup": {"unreachableNode": "skip"}})
+    assert not result.ok and "unreachableNode" in result.stderr
 
 
 @pytest.mark.helm

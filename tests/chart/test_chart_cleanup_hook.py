@@ -1,0 +1,147 @@
+"""The rendered cleanup hook (real Helm 3 and Helm 4): what Helm, Argo CD and the orchestrator rely on."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from helm import CHART_DIR, Helm, Render, RenderResult
+
+from multus_cleanup.cluster.nodepod import NodePodFactory, validate_pod
+from multus_cleanup.config import parse_config
+
+pytestmark = pytest.mark.helm
+CLEANUP = "cleanup"
+
+
+def cleanup_objects(result: RenderResult) -> dict[str, dict[str, Any]]:
+    assert result.ok, result.stderr
+    found = {}
+    for doc in result.objects():
+        if (doc["metadata"].get("labels") or {}).get("app.kubernetes.io/component") == CLEANUP:
+            found[f"{doc['kind']}/{doc['metadata'].get('namespace', '')}/{doc['metadata']['name']}"] = doc
+    return found
+
+
+def one(objects: dict[str, dict[str, Any]], kind: str) -> dict[str, Any]:
+    docs = [d for key, d in objects.items() if key.startswith(kind + "/")]
+    assert len(docs) == 1, list(objects)
+    return docs[0]
+
+
+def config_of(objects: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    data: dict[str, Any] = yaml.safe_load(one(objects, "ConfigMap")["data"]["config.yaml"])
+    return data
+
+
+def test_the_job_is_a_pre_delete_hook_helm_and_argo_cd_wait_for(helm: Helm, render: Render) -> None:
+    job = one(cleanup_objects(render(helm)), "Job")
+    assert job["metadata"]["annotations"] == {
+        "helm.sh/hook": "pre-delete",
+        "helm.sh/hook-weight": "0",
+        "helm.sh/hook-delete-policy": "before-hook-creation,hook-succeeded",
+        "helm.sh/hook-output-log-policy": "hook-failed",
+    }
+    spec = job["spec"]
+    assert spec["activeDeadlineSeconds"] < 300  # below Helm's default --timeout 5m
+    assert spec["backoffLimit"] == 1
+    assert "ttlSecondsAfterFinished" not in spec  # a Job that vanishes early makes Helm 4 wait its timeout
+    pod = spec["template"]["spec"]
+    assert pod["hostNetwork"] is True and pod["restartPolicy"] == "Never"
+    assert pod["serviceAccountName"] == "multus-cleanup"
+    assert pod["tolerations"] == [{"operator": "Exists"}]
+    container = pod["containers"][0]
+    assert container["args"] == ["run", "--config", "/etc/multus-cleanup/config.yaml"]
+    assert container["securityContext"]["readOnlyRootFilesystem"] is True
+    assert pod["securityContext"]["runAsNonRoot"] is True
+    assert {e["name"]: e["valueFrom"]["fieldRef"]["fieldPath"] for e in container["env"]} == {
+        "MULTUS_CLEANUP_JOB_NAME": "metadata.labels['batch.kubernetes.io/job-name']",
+        "MULTUS_CLEANUP_JOB_UID": "metadata.labels['batch.kubernetes.io/controller-uid']"}
+
+
+def test_what_the_hook_needs_is_an_ordinary_release_resource(helm: Helm, render: Render) -> None:
+    """Not hooks: they exist before any pre-delete hook runs, under Helm 3, Helm 4 and Argo CD (which
+    creates all PreDelete hooks at once, unordered), and Helm deletes them only after the hook succeeded."""
+    objects = cleanup_objects(render(helm))
+    kinds = sorted(key.split("/")[0] for key in objects)
+    assert kinds == ["ClusterRole", "ClusterRoleBinding", "ConfigMap", "Job", "Role", "RoleBinding",
+                     "ServiceAccount"]
+    for key, doc in objects.items():
+        if not key.startswith("Job/"):
+            assert "helm.sh/hook" not in (doc["metadata"].get("annotations") or {}), key
+
+
+def test_cleanup_disabled_renders_no_hook(helm: Helm, render: Render) -> None:
+    result = render(helm, values_file=CHART_DIR / "ci" / "no-cleanup-values.yaml")
+    assert cleanup_objects(result) == {}
+    assert "helm.sh/hook" not in result.stdout
+
+
+@pytest.mark.parametrize("values_file", sorted((CHART_DIR / "ci").glob("*-values.yaml")), ids=lambda p: p.stem)
+def test_the_config_is_valid_and_follows_the_multus_host_paths(helm: Helm, render: Render, values_file: Path) -> None:
+    result = render(helm, values_file=values_file)
+    objects = cleanup_objects(result)
+    if not objects:
+        return  # cleanup disabled
+    config = parse_config(config_of(objects))
+    ds = result.one("DaemonSet")
+    host_paths = {v["hostPath"]["path"] for v in ds["spec"]["template"]["spec"]["volumes"] if "hostPath" in v}
+    assert config.node.cni_conf_dir in host_paths and config.node.cni_bin_dir in host_paths
+    assert [(r.namespace, r.name) for r in config.cluster.multus_daemonsets] == [
+        (ds["metadata"]["namespace"], ds["metadata"]["name"])]
+    job = one(objects, "Job")
+    assert config.cluster.deadline_seconds < job["spec"]["activeDeadlineSeconds"]
+    pod = NodePodFactory(config, "abcde", None).render("worker-1")
+    validate_pod(pod)
+    mounted = {v["hostPath"]["path"] for v in pod["spec"]["volumes"]}
+    assert config.node.cni_conf_dir in mounted and config.node.cni_bin_dir in mounted
+    assert pod["spec"]["containers"][0]["image"] == job["spec"]["template"]["spec"]["containers"][0]["image"]
+
+
+def test_user_data_is_kept_unless_asked_and_rbac_follows(helm: Helm, render: Render) -> None:
+    default = cleanup_objects(render(helm))
+    assert config_of(default)["cluster"]["deleteCRD"] is False
+    assert one(default, "ClusterRole")["rules"] == [{"apiGroups": [""], "resources": ["nodes"], "verbs": ["list"]}]
+
+    asked = cleanup_objects(render(helm, set_values={"cleanup.deleteNetworkAttachmentDefinitions": True}))
+    assert one(asked, "ClusterRole")["rules"][1] == {
+        "apiGroups": ["k8s.cni.cncf.io"], "resources": ["network-attachment-definitions"],
+        "verbs": ["list", "deletecollection"]}
+
+    crd = cleanup_objects(render(helm, set_values={"cleanup.deleteCRD": True}))
+    assert one(crd, "ClusterRole")["rules"][1] == {
+        "apiGroups": ["apiextensions.k8s.io"], "resources": ["customresourcedefinitions"], "verbs": ["delete"],
+        "resourceNames": ["network-attachment-definitions.k8s.cni.cncf.io"]}
+
+
+def test_extra_resources_and_daemonsets_get_exactly_named_rules(helm: Helm, render: Render) -> None:
+    objects = cleanup_objects(render(helm, set_values={
+        "cleanup.extraResources": [
+            {"group": "whereabouts.cni.cncf.io", "version": "v1alpha1", "resource": "ippools", "name": "pool-a",
+             "namespace": "kube-system"},
+            {"group": "apiextensions.k8s.io", "version": "v1", "resource": "customresourcedefinitions",
+             "name": "ippools.whereabouts.cni.cncf.io"}],
+        "cleanup.multusDaemonSets": [{"namespace": "multus-old", "name": "kube-multus-ds"}]}))
+    roles = {key.split("/")[1]: doc for key, doc in objects.items() if key.startswith("Role/")}
+    assert sorted(roles) == ["kube-system", "multus-old"]
+    assert roles["multus-old"]["rules"] == [
+        {"apiGroups": [""], "resources": ["pods"], "verbs": ["list", "watch"]},
+        {"apiGroups": ["apps"], "resources": ["daemonsets"], "verbs": ["get", "patch"],
+         "resourceNames": ["kube-multus-ds"]}]
+    assert roles["kube-system"]["rules"][-1] == {"apiGroups": ["whereabouts.cni.cncf.io"], "resources": ["ippools"],
+                                                 "verbs": ["delete"], "resourceNames": ["pool-a"]}
+    assert one(objects, "ClusterRole")["rules"][-1]["resourceNames"] == ["ippools.whereabouts.cni.cncf.io"]
+    bindings = [d for k, d in objects.items() if k.startswith("RoleBinding/")]
+    assert {b["subjects"][0]["namespace"] for b in bindings} == {"kube-system"}  # the hook's own SA
+
+
+def test_image_reference_and_digest(helm: Helm, render: Render) -> None:
+    job = one(cleanup_objects(render(helm)), "Job")
+    assert job["spec"]["template"]["spec"]["containers"][0]["image"] == "ghcr.io/multus-cleanup/multus-cleanup:0.1.0"
+    digest = "sha256:" + "a" * 64
+    pinned = cleanup_objects(render(helm, set_values={"cleanup.image.digest": digest}))
+    image = one(pinned, "Job")["spec"]["template"]["spec"]["containers"][0]["image"]
+    assert image == f"ghcr.io/multus-cleanup/multus-cleanup@{digest}"
+    assert config_of(pinned)["cluster"]["nodePod"]["image"] == image
