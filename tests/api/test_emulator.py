@@ -467,3 +467,66 @@ def test_a_50_node_cluster_is_fast(core_v1: kubernetes.client.CoreV1Api, nodes: 
         assert [p.metadata.name for p in selected.items] == [f"p-{i}"]
     assert len(core_v1.list_node().items) == 50
     assert time.monotonic() - started < 5.0
+
+
+# ---------------------------------------------------------------------------------------------- smaller semantics
+
+def test_finalizers_generate_name_dry_run_and_delete_collection(core_v1: kubernetes.client.CoreV1Api) -> None:
+    held = _cm("held")
+    held["metadata"]["finalizers"] = ["example.com/hold"]
+    core_v1.create_namespaced_config_map("default", held)
+    core_v1.delete_namespaced_config_map("held", "default")
+    pending = core_v1.read_namespaced_config_map("held", "default")
+    assert pending.metadata.deletion_timestamp is not None
+    core_v1.patch_namespaced_config_map("held", "default", {"metadata": {"finalizers": None}})
+    assert [c.metadata.name for c in core_v1.list_namespaced_config_map("default").items] == []
+
+    generated = core_v1.create_namespaced_config_map("default", {"metadata": {"generateName": "gen-"}})
+    assert generated.metadata.name.startswith("gen-") and len(generated.metadata.name) == 9
+    core_v1.create_namespaced_config_map("default", _cm("dry"), dry_run="All")
+    assert [c.metadata.name for c in core_v1.list_namespaced_config_map("default").items] == [
+        generated.metadata.name]
+
+    for name in ("x1", "x2"):
+        core_v1.create_namespaced_config_map("default", _cm(name, labels={"batch": "x"}))
+    core_v1.delete_collection_namespaced_config_map("default", label_selector="batch=x")
+    assert [c.metadata.name for c in core_v1.list_namespaced_config_map("default").items] == [
+        generated.metadata.name]
+
+
+def test_strategic_merge_lists_and_failed_json_patch(api_client: kubernetes.client.ApiClient) -> None:
+    apps = kubernetes.client.AppsV1Api(api_client)
+    ds = make_daemonset("multus", "kube-system")
+    ds["spec"]["template"]["spec"]["containers"].append({"name": "sidecar", "image": "s:1"})
+    apps.create_namespaced_daemon_set("kube-system", ds)
+    patched = apps.patch_namespaced_daemon_set("multus", "kube-system", {"spec": {"template": {"spec": {
+        "containers": [{"name": "sidecar", "image": "s:2"}]}}}})
+    assert [(c.name, c.image) for c in patched.spec.template.spec.containers] == [
+        ("kube-multus", "ghcr.io/k8snetworkplumbingwg/multus-cni:v4.2.2-thick"), ("sidecar", "s:2")]
+    with pytest.raises(ApiException) as failed:
+        apps.patch_namespaced_daemon_set("multus", "kube-system", [
+            {"op": "test", "path": "/spec/template/spec/hostNetwork", "value": False}])
+    assert failed.value.status == 422
+    with pytest.raises(ApiException) as immutable:
+        apps.patch_namespaced_daemon_set("multus", "kube-system", {"spec": {"selector": {"matchLabels": {"a": "b"}}}})
+    assert immutable.value.status == 422 and "field is immutable" in _status(immutable.value)["message"]
+
+
+def test_bad_label_selector_is_400(core_v1: kubernetes.client.CoreV1Api) -> None:
+    with pytest.raises(ApiException) as bad:
+        core_v1.list_namespaced_pod("default", label_selector="a in b")
+    assert bad.value.status == 400
+
+
+def test_terminating_namespace_refuses_new_objects(core_v1: kubernetes.client.CoreV1Api) -> None:
+    core_v1.create_namespace({"metadata": {"name": "going"}})
+    held = _cm("held")
+    held["metadata"]["finalizers"] = ["example.com/hold"]
+    core_v1.create_namespaced_config_map("going", held)
+    core_v1.delete_namespace("going")
+    assert core_v1.read_namespace("going").status.phase == "Terminating"
+    with pytest.raises(ApiException) as refused:
+        core_v1.create_namespaced_config_map("going", _cm("new"))
+    assert refused.value.status == 403 and "being terminated" in _status(refused.value)["message"]
+    core_v1.patch_namespaced_config_map("held", "going", {"metadata": {"finalizers": None}})
+    assert "going" not in [n.metadata.name for n in core_v1.list_namespace().items]

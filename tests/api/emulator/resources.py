@@ -164,11 +164,11 @@ def apply_defaults(rt: ResourceType, obj: dict[str, Any], defaults: Defaults) ->
     if rt.plural == "namespaces":
         obj.setdefault("spec", {}).setdefault("finalizers", ["kubernetes"])
         obj.setdefault("status", {}).setdefault("phase", "Active")
-        meta.setdefault("labels", {})["kubernetes.io/metadata.name"] = meta["name"]
+        meta.setdefault("labels", {})["kubernetes.io/metadata.name"] = meta.get("name", "")
     elif rt.plural == "nodes":
         spec = obj.setdefault("spec", {})
         status = obj.setdefault("status", {})
-        name = meta["name"]
+        name = meta.get("name", "")
         info = status.setdefault("nodeInfo", {})
         for key, value in {
             "architecture": "amd64", "bootID": f"boot-{meta['uid']}", "containerRuntimeVersion":
@@ -238,7 +238,7 @@ def apply_defaults(rt: ResourceType, obj: dict[str, Any], defaults: Defaults) ->
             uid = meta["uid"]
             labels = template.setdefault("metadata", {}).setdefault("labels", {})
             labels.update({"batch.kubernetes.io/controller-uid": uid, "controller-uid": uid,
-                           "batch.kubernetes.io/job-name": meta["name"], "job-name": meta["name"]})
+                           "batch.kubernetes.io/job-name": meta.get("name", ""), "job-name": meta.get("name", "")})
             spec["selector"] = {"matchLabels": {"batch.kubernetes.io/controller-uid": uid}}
         obj.setdefault("status", {})
     elif rt.plural == "customresourcedefinitions":

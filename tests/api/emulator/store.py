@@ -508,8 +508,8 @@ class Store:
             if rt.has_status:
                 obj.setdefault("status", {})
             try:
+                apply_defaults(rt, obj, self.defaults)  # upstream defaults on decode, before validation
                 validate(rt, obj)
-                apply_defaults(rt, obj, self.defaults)
                 self._validate_owner_refs(obj)
             except InvalidError as exc:
                 raise invalid(rt, name, exc.causes) from exc
@@ -614,13 +614,16 @@ class Store:
                     new["status"] = copy.deepcopy(old["status"])
                 else:
                     new.pop("status", None)
-            try:
-                validate(rt, new)
-                apply_defaults(rt, new, self.defaults)
-                self._validate_owner_refs(new)
-                validate_update(rt, old, new)
-            except InvalidError as exc:
-                raise invalid(rt, name, exc.causes) from exc
+            apply_defaults(rt, new, self.defaults)  # upstream defaults on decode, before validation
+            causes: list[tuple[str, str]] = []
+            for check in (lambda: validate(rt, new), lambda: self._validate_owner_refs(new),
+                          lambda: validate_update(rt, old, new)):
+                try:
+                    check()
+                except InvalidError as exc:
+                    causes += exc.causes
+            if causes:
+                raise invalid(rt, name, causes)
             if meta.get("deletionTimestamp") and len(meta.get("finalizers") or []) > len(
                     old_meta.get("finalizers") or []):
                 raise invalid(rt, name, [("metadata.finalizers", "Forbidden: no new finalizers can be added if the "
