@@ -1,5 +1,16 @@
 """A Kubernetes API server and kubelet stand-in for tests, over real HTTP (a thin layer over kmock 0.8).
 
+Usage (the fixtures in ``tests/api/conftest.py`` do this)::
+
+    server = EmulatedApiServer().start()           # 127.0.0.1, random port, background thread
+    api = kubernetes.client.ApiClient(server.configuration())   # or server.kubeconfig() for a file
+    add_nodes(server.store, 50, control_planes=3, cordoned=2, not_ready=1)
+    kubelet = SimulatedKubelet(server.store, run_pod=engine).start()   # engine(pod, node) -> (exit, msg[, logs])
+    server.faults.throttle(verb="create", resource="pods", count=2)   # 429 + Retry-After: 1, twice
+    ...
+    assert RbacPolicy.from_manifests(rendered, "sa", "ns").violations(server.log.records()) == []
+    kubelet.stop(); server.stop()
+
 What it emulates
 ----------------
 * Serving: kmock's aiohttp server on 127.0.0.1 (random port), run in a background thread with its own

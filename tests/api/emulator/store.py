@@ -170,6 +170,18 @@ class Table:
             self._sorted = sorted(self.objects)
         return self._sorted
 
+    def key_added(self, key: Key) -> None:
+        if self._sorted is not None:
+            bisect.insort(self._sorted, key)
+
+    def key_removed(self, key: Key) -> None:
+        if self._sorted is not None:
+            index = bisect.bisect_left(self._sorted, key)
+            if index < len(self._sorted) and self._sorted[index] == key:
+                del self._sorted[index]
+            else:
+                self._sorted = None
+
     def record(self, ev: Event) -> None:
         self.history.append(ev)
         while len(self.history) > self.history_limit:
@@ -301,7 +313,7 @@ class Store:
         self._rv += 1
         obj["metadata"]["resourceVersion"] = str(self._rv)
         if old is None:
-            table._sorted = None
+            table.key_added(key)
             self._uids[obj["metadata"]["uid"]] = (table, key)
             if key[0]:
                 self._ns_counts[key[0]] += 1
@@ -315,7 +327,7 @@ class Store:
         obj = table.objects.pop(key, None)
         if obj is None:
             return None
-        table._sorted = None
+        table.key_removed(key)
         table.index(key, obj, None)
         meta = obj["metadata"]
         uid = meta["uid"]
