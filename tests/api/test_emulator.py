@@ -439,6 +439,9 @@ def test_request_log_in_rbac_terms(api_client: kubernetes.client.ApiClient, api_
     core.read_namespaced_pod_log("p", "default")
     assert api_server.log.by_verb() == {"create": 2, "get": 2, "list": 1, "watch": 1, "patch": 2, "update": 1,
                                         "delete": 1, "deletecollection": 1}
+    core.list_namespaced_config_map("default", field_selector="metadata.name=c")
+    named = api_server.log.records()[-1]
+    assert (named.verb, named.name) == ("list", "c")  # upstream authorizes it as a list of that name
     log_read = api_server.log.records(subresource="log")[0]
     assert (log_read.verb, log_read.api_group, log_read.full_resource, log_read.namespace, log_read.name) == (
         "get", "", "pods/log", "default", "p")

@@ -81,6 +81,15 @@ def rbac_verb(method: str, parsed: ParsedPath | None, query: Mapping[str, str]) 
     return method.lower()
 
 
+def _exact_name(field_selector: str | None) -> str | None:
+    for term in (field_selector or "").split(","):
+        key, sep, value = term.partition("=")
+        if sep and key.strip() == "metadata.name" and not key.endswith("!"):
+            name = value.lstrip("=").strip()
+            return name or None
+    return None
+
+
 def _json_response(body: Any, status: int = 200, headers: Mapping[str, str] | None = None) -> aiohttp.web.Response:
     return aiohttp.web.Response(body=json.dumps(body, separators=(",", ":")).encode(), status=status,
                                 content_type=_JSON, headers=dict(headers or {}))
@@ -157,6 +166,8 @@ class ApiHandler(kmock.KubernetesScaffold):
         )
         if parsed and parsed.group == "" and parsed.plural == "namespaces" and parsed.name and not parsed.namespace:
             record.namespace = parsed.name  # upstream authorizes namespace gets/updates within that namespace
+        if record.verb in ("list", "watch") and record.name is None:
+            record.name = _exact_name(query.get("fieldSelector"))  # as upstream's RequestInfo does
         self.log.append(record)
         rule = self.faults.take(record)
         response: aiohttp.web.StreamResponse
