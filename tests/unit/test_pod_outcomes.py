@@ -58,3 +58,12 @@ def test_rejected_by_the_kubelet_without_running() -> None:
     verdict = _judge(evicted, "MODIFIED")
     assert verdict is not None and verdict[0] == FAILED
     assert verdict[1] == "pod failed without running (OutOfcpu: Node didn't have enough resource: cpu)"
+
+
+def test_pod_killed_at_its_deadline_is_unreachable() -> None:
+    from multus_cleanup.cluster.sweep import UNREACHABLE
+
+    killed = pod("Failed", terminated(137, ""), reason="DeadlineExceeded",
+                 message="Pod was active on the node longer than the specified deadline")
+    assert _judge(killed, "MODIFIED") == (UNREACHABLE, "its cleanup pod did not finish within its deadline", None,
+                                          False)

@@ -93,7 +93,8 @@ class NodePodFactory:
             "command": command,
             "node_config": json.dumps({"node": self.config.node.to_raw()}, separators=(",", ":")),
             "mounts": host_mounts(self.config.node, pod.backup_dir),
-            "deadline_seconds": cluster.node_timeout_seconds,
+            # A backstop for pods whose orchestrator died: normally the node timeout fires first.
+            "deadline_seconds": cluster.node_timeout_seconds + 30,
         }
 
     def pod_name(self, node: str, attempt: int) -> str:

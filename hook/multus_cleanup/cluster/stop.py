@@ -50,13 +50,16 @@ def stop_multus(kube: Kube, daemonsets: tuple[ObjectRef, ...], timeout_seconds: 
                      ref.namespace, ref.name)
         waits.append((ref, selector))
     deadline = time.monotonic() + timeout_seconds
-    return sum(_wait_gone(kube, ref, selector, deadline, timeout_seconds, unreachable_nodes)
-               for ref, selector in waits)
+    # List every DaemonSet's pods first, then watch each until its pods are gone.
+    listed = [(ref, selector, *kube.list_all(PODS, namespace=ref.namespace, query={"labelSelector": selector}))
+              for ref, selector in waits]
+    return sum(_wait_gone(kube, ref, selector, items, version, deadline, timeout_seconds, unreachable_nodes)
+               for ref, selector, items, version in listed)
 
 
-def _wait_gone(kube: Kube, ref: ObjectRef, selector: str, deadline: float, timeout_seconds: int,
-               unreachable_nodes: frozenset[str]) -> int:
-    """Wait until no pod of the DaemonSet is left, by one list and then a watch (no polling)."""
+def _wait_gone(kube: Kube, ref: ObjectRef, selector: str, items: list[JSON], version: str, deadline: float,
+               timeout_seconds: int, unreachable_nodes: frozenset[str]) -> int:
+    """Wait until no pod of the DaemonSet is left on a reachable node: a watch from the list, no polling."""
 
     def reachable(pods: list[JSON]) -> dict[str, JSON]:
         alive = {}
@@ -69,7 +72,6 @@ def _wait_gone(kube: Kube, ref: ObjectRef, selector: str, deadline: float, timeo
                 alive[pod["metadata"]["name"]] = pod
         return alive
 
-    items, version = kube.list_all(PODS, namespace=ref.namespace, query={"labelSelector": selector})
     alive = reachable(items)
     initial = len(items)
     if alive:

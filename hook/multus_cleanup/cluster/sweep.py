@@ -217,6 +217,8 @@ def _judge(pod: JSON, event_type: str) -> tuple[str, str, NodeReport | None, boo
         terminated = state.get("terminated") or {}
         code = terminated.get("exitCode")
         message = terminated.get("message") or ""
+        if status.get("reason") == "DeadlineExceeded":
+            return UNREACHABLE, "its cleanup pod did not finish within its deadline", None, False
         if not terminated:
             why = status.get("reason") or "no container status"
             return FAILED, f"pod {phase.lower()} without running ({why}: {status.get('message', '')})", None, True
