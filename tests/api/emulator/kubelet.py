@@ -197,7 +197,7 @@ class SimulatedKubelet:
     def __init__(self, store: Store, *, run_pod: RunPod | None = None,
                  cleanup_selector: str = "app.kubernetes.io/component=node-cleanup",
                  termination_delay: float = 0.0, behaviours: dict[str, NodeBehaviour] | None = None,
-                 workers: int = 16, resync_interval: float = 0.5, max_restarts: int = 5,
+                 workers: int = 16, resync_interval: float = 5.0, max_restarts: int = 5,
                  termination_message_limit: int = TERMINATION_MESSAGE_LIMIT, active_deadline: bool = True) -> None:
         self.store = store
         self.run_pod = run_pod
@@ -325,7 +325,7 @@ class SimulatedKubelet:
     def _main(self) -> None:
         last_resync = 0.0
         while not self._stop.is_set():
-            timeout = self.resync_interval
+            timeout = min(self.resync_interval, 1.0)
             if self._timers:
                 timeout = max(0.0, min(timeout, self._timers[0].due - time.monotonic()))
             batch: list[tuple[ResourceType, Event] | None] = []
@@ -376,6 +376,9 @@ class SimulatedKubelet:
             self._dirty.add((ev.obj["metadata"]["namespace"], ev.obj["metadata"]["name"]))
         elif rt.key == ("", "nodes"):
             self._dirty.update(self._all_daemonsets())
+            if ev.type != "ADDED":  # readiness changed or the node is gone: look at its pods again
+                for pod in self.store.pods_on_node(ev.obj["metadata"]["name"]):
+                    self._consider_pod(pod)
         else:
             self._handle_pod(ev)
 

@@ -807,6 +807,13 @@ class Store:
                     result.append(obj)
             return result
 
+    def pods_on_node(self, node: str) -> ObjList:
+        """The stored pods bound to a node (read-only dicts), via the spec.nodeName index."""
+        with self.lock:
+            table = self._tables[("", "pods")]
+            assert table.by_node is not None
+            return [table.objects[key] for key in sorted(table.by_node.get(node, ()))]
+
     def find(self, rt: ResourceType, namespace: str | None, name: str) -> Obj | None:
         """The stored object (read-only) or None."""
         with self.lock:
