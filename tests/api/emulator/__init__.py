@@ -65,12 +65,19 @@ What it does not emulate
   never run pods, Deployments never get ReplicaSets.
 * Consistent list snapshots: a paginated list serves the current state after the continue key, not the
   state at the first page's resourceVersion; ``resourceVersion``/``resourceVersionMatch`` on list are
-  ignored; no watch bookmarks; a continue token never expires.
+  ignored; a continue token never expires.
 * Garbage collection is synchronous (upstream's is asynchronous); dependents whose owner never existed are
   not collected; a terminating namespace is removed as soon as it is empty (no finalizer dance).
 * Strategic merge knows merge keys by field name only (not by schema path); ``$retainKeys`` is ignored.
-* Validation is a subset; defaulting is a subset; CRD schemas are not validated or pruned; only the CRD
-  version requested is served per object (no conversion).
+* Validation is a subset; defaulting is a subset; CRD schemas are not validated or pruned; objects keep
+  the apiVersion they were created with (no conversion between the versions of a multi-version CRD).
+* Pod subresources other than ``status``/``log``/``eviction`` (exec, attach, portforward, binding); log
+  options other than ``tailLines`` (no ``follow``, ``previous``, ``container``); pods carry no
+  ``metadata.generation``.
+* Node heartbeats and Leases; taint-based eviction of pods from NotReady nodes; the scheduler.
+* kmock DSL reactions (``server.handler[...] << ...``) reach only non-resource paths (discovery,
+  ``/version``, anything else unknown): resource paths are served by the store; use ``server.faults``
+  to make them misbehave.
 """
 
 from .faults import FaultRule, Faults

@@ -340,7 +340,7 @@ class ApiHandler(kmock.KubernetesScaffold):
                 loop.call_soon_threadsafe(queue.put_nowait, item)
 
         timeout = _int_param(query, "timeoutSeconds")
-        deadline = loop.time() + (timeout if timeout is not None else self.watch_timeout)
+        deadline = loop.time() + (timeout if timeout else self.watch_timeout)  # 0 means the server's default
         response = aiohttp.web.StreamResponse(status=200, headers={"Content-Type": _JSON})
         try:
             watcher, initial = self.store.watch(rt, parsed.namespace, labels, fields, query.get("resourceVersion"),
@@ -397,7 +397,7 @@ class ApiHandler(kmock.KubernetesScaffold):
                                   f"({self.store.resource_version})").status()
                 await response.write(json.dumps({"type": "ERROR", "object": status}).encode() + b"\n")
             await response.write_eof()
-        except (ConnectionError, asyncio.CancelledError, RuntimeError):
+        except (ConnectionError, RuntimeError):
             pass  # the client disconnected mid-stream
         finally:
             self.store.unwatch(watcher)
