@@ -268,3 +268,8 @@ host paths, so the cleanup removes exactly what this release's Multus writes.
       "extraResources" $c.extraResources "nodePod" $pod -}}
 {{- toYaml (dict "node" $node "cluster" $cluster) -}}
 {{- end -}}
+
+{{/* "true" when the cleanup's resources are rendered: the uninstall hook, or repair mode's Job. */}}
+{{- define "multus.cleanupEnabled" -}}
+{{- if or .Values.cleanup.enabled .Values.repair.enabled -}}true{{- end -}}
+{{- end -}}

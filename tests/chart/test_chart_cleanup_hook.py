@@ -145,3 +145,15 @@ def test_image_reference_and_digest(helm: Helm, render: Render) -> None:
     image = one(pinned, "Job")["spec"]["template"]["spec"]["containers"][0]["image"]
     assert image == f"ghcr.io/multus-cleanup/multus-cleanup@{digest}"
     assert config_of(pinned)["cluster"]["nodePod"]["image"] == image
+
+
+def test_repair_mode_runs_the_cleanup_as_an_ordinary_job_without_multus(helm: Helm, render: Render) -> None:
+    result = render(helm, set_values={"repair.enabled": True, "cleanup.enabled": False,
+                                      "cleanup.multusDaemonSets": [{"namespace": "kube-system",
+                                                                    "name": "kube-multus-ds"}]})
+    objects = cleanup_objects(result)
+    job = one(objects, "Job")
+    assert "annotations" not in job["metadata"]  # runs at install, not on uninstall
+    assert result.kind("DaemonSet") == []
+    config = parse_config(config_of(objects))
+    assert [(r.namespace, r.name) for r in config.cluster.multus_daemonsets] == [("kube-system", "kube-multus-ds")]
