@@ -533,3 +533,34 @@ def test_terminating_namespace_refuses_new_objects(core_v1: kubernetes.client.Co
     assert refused.value.status == 403 and "being terminated" in _status(refused.value)["message"]
     core_v1.patch_namespaced_config_map("held", "going", {"metadata": {"finalizers": None}})
     assert "going" not in [n.metadata.name for n in core_v1.list_namespace().items]
+
+
+def test_kubeconfig_discovery_and_dynamic_client(api_server: EmulatedApiServer, tmp_path: Any) -> None:
+    import yaml
+    from kubernetes import config, dynamic
+
+    path = tmp_path / "kubeconfig"
+    path.write_text(yaml.safe_dump(api_server.kubeconfig()))
+    configuration = kubernetes.client.Configuration()
+    config.load_kube_config(config_file=str(path), client_configuration=configuration)
+    client = kubernetes.client.ApiClient(configuration)
+    assert kubernetes.client.VersionApi(client).get_code().git_version.startswith("v1.")
+    assert kubernetes.client.CoreV1Api(client).get_api_resources().group_version == "v1"
+    api_server.store.create(api_server.store.rt("customresourcedefinitions"), None, NAD_CRD)
+    dyn = dynamic.DynamicClient(client)
+    nads = dyn.resources.get(api_version="k8s.cni.cncf.io/v1", kind="NetworkAttachmentDefinition")
+    assert nads.namespaced and nads.name == "network-attachment-definitions"
+    daemonsets = dyn.resources.get(api_version="apps/v1", kind="DaemonSet")
+    assert daemonsets.get(namespace="kube-system").items == []
+
+
+def test_paginated_list_then_watch_misses_nothing(core_v1: kubernetes.client.CoreV1Api) -> None:
+    for i in range(5):
+        core_v1.create_namespaced_config_map("default", _cm(f"cm-{i}"))
+    first = core_v1.list_namespaced_config_map("default", limit=2)
+    core_v1.create_namespaced_config_map("default", _cm("late"))  # between the pages
+    rest = core_v1.list_namespaced_config_map("default", limit=10, _continue=first.metadata._continue)
+    assert rest.metadata.resource_version == first.metadata.resource_version  # the list's version
+    events = list(watch.Watch().stream(core_v1.list_namespaced_config_map, "default", timeout_seconds=1,
+                                       resource_version=rest.metadata.resource_version))
+    assert [(e["type"], e["object"].metadata.name) for e in events] == [("ADDED", "late")]
