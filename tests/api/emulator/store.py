@@ -628,8 +628,10 @@ class Store:
                     new.pop("status", None)
             apply_defaults(rt, new, self.defaults)  # upstream defaults on decode, before validation
             causes: list[tuple[str, str]] = []
-            for check in (lambda: validate(rt, new), lambda: self._validate_owner_refs(new),
-                          lambda: validate_update(rt, old, new)):
+            checks: tuple[Callable[[], None], ...] = (
+                lambda: validate(rt, new), lambda: self._validate_owner_refs(new),
+                lambda: validate_update(rt, old, new))
+            for check in checks:
                 try:
                     check()
                 except InvalidError as exc:
