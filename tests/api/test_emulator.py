@@ -405,6 +405,23 @@ def test_server_errors_and_conflicts(core_v1: kubernetes.client.CoreV1Api, api_s
     assert core_v1.read_namespaced_config_map("c", "default").data in ({}, None)
 
 
+def test_slow_answers_and_cut_connections(api_server: EmulatedApiServer) -> None:
+    configuration = api_server.configuration()
+    configuration.retries = False  # urllib3 would otherwise retry both on its own
+    core_v1 = kubernetes.client.CoreV1Api(kubernetes.client.ApiClient(configuration))
+    api_server.faults.slow(1.0, verb="list", resource="nodes")
+    with pytest.raises(Exception):  # noqa: B017 - urllib3's ReadTimeoutError
+        core_v1.list_node(_request_timeout=0.3)
+    started = time.monotonic()
+    assert core_v1.list_node(_request_timeout=5).items == []
+    assert time.monotonic() - started < 0.5
+    api_server.faults.reset_connection(verb="create", resource="configmaps")
+    with pytest.raises(Exception):  # noqa: B017 - urllib3's ProtocolError / MaxRetryError
+        core_v1.create_namespaced_config_map("default", _cm("cut"))
+    assert core_v1.list_namespaced_config_map("default").items == []  # nothing was created
+    assert [r.status for r in api_server.log.records(resource="configmaps")] == [-1, 200]
+
+
 def test_watch_dropped_after_events(core_v1: kubernetes.client.CoreV1Api, api_server: EmulatedApiServer) -> None:
     for name in ("a", "b", "c"):
         core_v1.create_namespaced_config_map("default", _cm(name))

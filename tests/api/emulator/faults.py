@@ -23,6 +23,8 @@ DEFAULT_USER = "system:serviceaccount:default:default"
 class FaultRule:
     status: int | None = None  # an HTTP error status to answer with (None for watch-only faults)
     watch: str | None = None  # "close" | "reset" | "gone": break a watch after `after_events` events
+    latency: float = 0.0  # seconds to wait before answering (alone: then serve the request normally)
+    reset: bool = False  # cut the connection without any answer (after `latency`), nothing is changed
     after_events: int = 0
     method: str | None = None
     path: str | re.Pattern[str] | None = None
@@ -43,12 +45,12 @@ class FaultRule:
     def __post_init__(self) -> None:
         if self.path is not None:
             self._pattern = self.path if isinstance(self.path, re.Pattern) else re.compile(self.path)
-        if self.status is None and self.watch is None:
-            raise ValueError("a fault rule needs a status or a watch behaviour")
+        if self.status is None and self.watch is None and not self.latency and not self.reset:
+            raise ValueError("a fault rule needs a status, a watch behaviour, a latency or reset")
         if self.watch not in (None, "close", "reset", "gone"):
             raise ValueError(f"unknown watch fault: {self.watch!r}")
         if not self.label:
-            self.label = f"{self.status or self.watch}"
+            self.label = str(self.status or self.watch or ("reset" if self.reset else f"latency {self.latency}s"))
 
     @property
     def exhausted(self) -> bool:
@@ -155,6 +157,14 @@ class Faults:
 
     def forbid(self, *, count: int | None = None, user: str | None = None, **where: Any) -> FaultRule:
         return self.add(FaultRule(status=403, count=count, user=user or self.user, **where))
+
+    def slow(self, seconds: float, *, count: int | None = 1, **where: Any) -> FaultRule:
+        """Answer normally, but only after `seconds` (for client read timeouts)."""
+        return self.add(FaultRule(latency=seconds, count=count, **where))
+
+    def reset_connection(self, *, count: int | None = 1, **where: Any) -> FaultRule:
+        """Close the TCP connection without answering; the request is not served."""
+        return self.add(FaultRule(reset=True, count=count, **where))
 
     def drop_watch(self, after_events: int = 0, *, reset: bool = False, count: int | None = 1,
                    **where: Any) -> FaultRule:

@@ -27,7 +27,7 @@ class RequestRecord:
     path: str
     query: Mapping[str, str] = field(default_factory=dict)
     user_agent: str = ""
-    status: int = 0  # filled in when the response is ready (0 = still streaming / never answered)
+    status: int = 0  # set when the response is ready (0 = still streaming; -1 = connection cut by a fault)
     fault: str | None = None  # the fault rule that answered it, if any
     at: float = field(default_factory=time.monotonic)
 

@@ -173,7 +173,13 @@ class ApiHandler(kmock.KubernetesScaffold):
         response: aiohttp.web.StreamResponse
         if rule is not None:
             record.fault = rule.label
-        if rule is not None and rule.watch is None:
+            if rule.latency:
+                await asyncio.sleep(rule.latency)
+            if rule.reset and raw_request.transport is not None:
+                raw_request.transport.abort()
+                record.status = -1
+                return aiohttp.web.Response(status=500)  # never reaches the client
+        if rule is not None and rule.watch is None and rule.status is not None:
             response = _error_response(rule.error(record))
         elif parsed is not None:
             try:
