@@ -47,8 +47,13 @@ What it emulates
   collection (Jobs orphan by default, as upstream), graceful pod deletion when a kubelet is attached
   (pods stay with deletionTimestamp until it confirms), namespace deletion removing its contents,
   ``deletecollection``, ``preconditions``. Deleting a pod returns the Pod; other kinds return a Status.
-* Fault injection (``server.faults``) and a request log in RBAC terms (``server.log``); an RBAC evaluator
-  (``RbacPolicy``) for proving a component's calls are allowed by rendered (Cluster)Roles.
+* Fault injection (``server.faults``), rules matched by method, path regex, RBAC attributes and a count,
+  answered before the state is touched: 500/503/504, 429 with ``Retry-After``, 409 Conflict, 403 with
+  upstream's message (user, verb, resource, API group, namespace), 404, 410, added latency, a cut
+  connection; watches closed or cut after N events, or ended with a 410 ``Expired`` ERROR event.
+* A request log in RBAC terms (``server.log``: verb, apiGroup, resource, subresource, namespace, name,
+  status, fault) and an RBAC evaluator (``RbacPolicy``, ``rule_allows``) for proving a component's
+  calls are allowed by rendered (Cluster)Roles and RoleBindings.
 * ``kubelet.SimulatedKubelet``: a DaemonSet controller and a kubelet per node, in a thread (see its
   module docstring): daemon pods per eligible node, cleanup pods run through a pluggable ``run_pod``,
   terminated statuses as the kubelet writes them (message truncated to 4096 bytes), NotReady nodes,
