@@ -138,3 +138,22 @@ def cluster_fixture(api_server: EmulatedApiServer, kubelet: SimulatedKubelet, tm
     yield sim
     assert sim.violations == []  # the engine never touched a path its pod does not mount
     assert kubelet.errors == []
+
+
+NAD_CRD: dict[str, Any] = {
+    "apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+    "metadata": {"name": "network-attachment-definitions.k8s.cni.cncf.io"},
+    "spec": {"group": "k8s.cni.cncf.io", "scope": "Namespaced",
+             "names": {"plural": "network-attachment-definitions", "singular": "network-attachment-definition",
+                       "kind": "NetworkAttachmentDefinition", "shortNames": ["net-attach-def"]},
+             "versions": [{"name": "v1", "served": True, "storage": True,
+                           "schema": {"openAPIV3Schema": {"type": "object",
+                                                          "x-kubernetes-preserve-unknown-fields": True}}}]},
+}
+
+
+def nad(name: str, namespace: str = "default") -> dict[str, Any]:
+    """A NetworkAttachmentDefinition, as users create them."""
+    return {"apiVersion": "k8s.cni.cncf.io/v1", "kind": "NetworkAttachmentDefinition",
+            "metadata": {"name": name, "namespace": namespace},
+            "spec": {"config": '{"cniVersion": "0.3.1", "type": "macvlan"}'}}

@@ -13,7 +13,7 @@ import yaml
 from emulator import RbacPolicy, RequestRecord, rule_allows
 from emulator.kubelet import SimulatedKubelet
 from emulator.objects import make_daemonset
-from simcluster import SimCluster, cluster_fixture  # noqa: F401 - provides the `cluster` fixture
+from simcluster import NAD_CRD, SimCluster, cluster_fixture, nad  # noqa: F401 - provides the `cluster` fixture
 
 sys.path.insert(0, str(Path(__file__).parents[1] / "chart"))
 from helm import HELM_VERSIONS, Helm, helm_binary
@@ -67,8 +67,8 @@ def test_every_call_is_allowed_and_every_rule_used(cluster: SimCluster, kubelet:
     by_kind = {(d["kind"], d["metadata"]["name"]): d for d in objects}
     cluster.create("daemonsets", NS, by_kind[("DaemonSet", "multus")], group="apps")
     names = cluster.add_nodes(5, "thick", control_planes=1, cordoned=1)
-    cluster.create("customresourcedefinitions", None, CRD, group="apiextensions.k8s.io")
-    cluster.create("network-attachment-definitions", "default", NAD, group="k8s.cni.cncf.io")
+    cluster.create("customresourcedefinitions", None, NAD_CRD, group="apiextensions.k8s.io")
+    cluster.create("network-attachment-definitions", "default", nad("macvlan"), group="k8s.cni.cncf.io")
     if scenario == "delete-nads-and-extras":
         cluster.create("namespaces", None, {"apiVersion": "v1", "kind": "Namespace",
                                             "metadata": {"name": "multus-old"}})
@@ -93,18 +93,3 @@ def test_every_call_is_allowed_and_every_rule_used(cluster: SimCluster, kubelet:
     assert unused_rules(policy, records) == []
     if scenario != "defaults":
         assert summary["deleted"], summary
-
-
-CRD: dict[str, Any] = {
-    "apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
-    "metadata": {"name": "network-attachment-definitions.k8s.cni.cncf.io"},
-    "spec": {"group": "k8s.cni.cncf.io", "scope": "Namespaced",
-             "names": {"plural": "network-attachment-definitions", "singular": "network-attachment-definition",
-                       "kind": "NetworkAttachmentDefinition", "shortNames": ["net-attach-def"]},
-             "versions": [{"name": "v1", "served": True, "storage": True,
-                           "schema": {"openAPIV3Schema": {"type": "object",
-                                                          "x-kubernetes-preserve-unknown-fields": True}}}]},
-}
-NAD: dict[str, Any] = {"apiVersion": "k8s.cni.cncf.io/v1", "kind": "NetworkAttachmentDefinition",
-                       "metadata": {"name": "macvlan", "namespace": "default"},
-                       "spec": {"config": '{"cniVersion": "0.3.1", "type": "macvlan"}'}}

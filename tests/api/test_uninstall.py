@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 from emulator.kubelet import SimulatedKubelet
-from simcluster import SimCluster, cluster_fixture  # noqa: F401 - provides the `cluster` fixture
+from simcluster import NAD_CRD, SimCluster, cluster_fixture, nad  # noqa: F401 - provides the `cluster` fixture
 
 NS = "kube-system"
 DS_LABELS = "app=kube-multus-ds"
@@ -124,22 +124,7 @@ def test_a_node_that_never_reports_times_out_as_unreachable(cluster: SimCluster,
     assert cluster.pods(NS, "app.kubernetes.io/component=node-cleanup") == []
 
 
-NAD_CRD: dict[str, Any] = {
-    "apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
-    "metadata": {"name": "network-attachment-definitions.k8s.cni.cncf.io"},
-    "spec": {"group": "k8s.cni.cncf.io", "scope": "Namespaced",
-             "names": {"plural": "network-attachment-definitions", "singular": "network-attachment-definition",
-                       "kind": "NetworkAttachmentDefinition", "shortNames": ["net-attach-def"]},
-             "versions": [{"name": "v1", "served": True, "storage": True,
-                           "schema": {"openAPIV3Schema": {"type": "object",
-                                                          "x-kubernetes-preserve-unknown-fields": True}}}]},
-}
 
-
-def nad(name: str) -> dict[str, Any]:
-    return {"apiVersion": "k8s.cni.cncf.io/v1", "kind": "NetworkAttachmentDefinition",
-            "metadata": {"name": name, "namespace": "default"},
-            "spec": {"config": '{"cniVersion": "0.3.1", "type": "macvlan"}'}}
 
 
 def test_api_requests_per_node_are_bounded(cluster: SimCluster, kubelet: SimulatedKubelet) -> None:
