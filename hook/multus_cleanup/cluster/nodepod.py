@@ -19,6 +19,9 @@ HOST_ROOT = "/host"
 COMPONENT_LABEL = "app.kubernetes.io/component"
 RUN_LABEL = "multus-cleanup.k8s.cni.cncf.io/run"
 NODE_ANNOTATION = "multus-cleanup.k8s.cni.cncf.io/node"
+# libyaml's parser when PyYAML has it (same SafeConstructor, same result): the pure-Python one took ~4 ms
+# per node pod, most of the orchestrator's CPU time per node (docs/performance.md).
+_YAML_LOADER: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 BASE_LABELS = {"app.kubernetes.io/name": "multus-cleanup", COMPONENT_LABEL: "node-cleanup",
                "app.kubernetes.io/managed-by": "multus-cleanup"}
 MANAGED_SELECTOR = ",".join(f"{k}={v}" for k, v in BASE_LABELS.items())
@@ -105,7 +108,7 @@ class NodePodFactory:
         annotations = {**self.config.cluster.node_pod.annotations, NODE_ANNOTATION: node}
         text = self._template.render(**self._static, name=self.pod_name(node, attempt), node=node,
                                      annotations=annotations)
-        manifest: dict[str, Any] = yaml.safe_load(text)
+        manifest: dict[str, Any] = yaml.load(text, Loader=_YAML_LOADER)  # noqa: S506 - a safe loader
         return manifest
 
 
