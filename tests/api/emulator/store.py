@@ -15,10 +15,9 @@ import copy
 import datetime
 import json
 import random
-import string
 import threading
 import uuid
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -845,10 +844,6 @@ class Store:
             items = self.list(rt, namespace, LabelSelector.parse(label_selector), fields)[0]
             return copy.deepcopy(items)
 
-    def iter_keys(self, plural: str, group: str | None = None) -> Iterator[Key]:
-        with self.lock:
-            return iter(list(self._table(self.rt(plural, group)).sorted_keys()))
-
     def count(self, plural: str, group: str | None = None) -> int:
         with self.lock:
             return len(self._table(self.rt(plural, group)).objects)
@@ -857,7 +852,3 @@ class Store:
                    group: str | None = None) -> ObjList:
         rt = self.rt(plural, group)
         return [self.create(rt, namespace, body) for body in bodies]
-
-    @staticmethod
-    def random_suffix(length: int = 5) -> str:
-        return "".join(random.choice(string.ascii_lowercase) for _ in range(length))  # noqa: S311
