@@ -7,6 +7,7 @@ import os
 import socket
 import sys
 from collections.abc import Mapping, Sequence
+from typing import TextIO
 
 from . import __version__
 from .config import ConfigError
@@ -49,23 +50,25 @@ def build_parser(env: Mapping[str, str] = os.environ) -> argparse.ArgumentParser
     return parser
 
 
-def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = None) -> int:
-    """`environ` stands in for os.environ (the simulated kubelet passes each pod's env)."""
+def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = None,
+         stdout: TextIO | None = None, stderr: TextIO | None = None) -> int:
+    """`environ`, `stdout` and `stderr` stand in for the process's own (tests run several commands at once)."""
     env = os.environ if environ is None else environ
+    out, err_out = stdout or sys.stdout, stderr or sys.stderr
     args = build_parser(env).parse_args(argv)
     try:
         if args.command == "node":
-            return _node(args, env)
+            return _node(args, env, out, err_out)
         from .cluster.cli import dispatch
 
-        return dispatch(args)
+        return dispatch(args, out, err_out)
     except ConfigError as err:
         what = "" if err.field.startswith("-") else "invalid configuration: "
-        print(f"multus-cleanup: {what}{err}", file=sys.stderr)
+        print(f"multus-cleanup: {what}{err}", file=err_out)
         return EXIT_USAGE
 
 
-def _node(args: argparse.Namespace, env: Mapping[str, str]) -> int:
+def _node(args: argparse.Namespace, env: Mapping[str, str], out: TextIO, err_out: TextIO) -> int:
     from .config import CONFIG_ENV, load_config
     from .node.engine import NodeRun, check_backup_dir, clean_node
 
@@ -79,9 +82,9 @@ def _node(args: argparse.Namespace, env: Mapping[str, str]) -> int:
     try:
         report = clean_node(config.node, run)
     except OSError as err:
-        print(f"multus-cleanup: cannot inspect the node: {err}", file=sys.stderr)
+        print(f"multus-cleanup: cannot inspect the node: {err}", file=err_out)
         return EXIT_NOT_CLEAN
-    print(report.to_json() if args.output == "json" else report.to_text())
+    print(report.to_json() if args.output == "json" else report.to_text(), file=out)
     if args.report_file:
         with open(args.report_file, "w", encoding="utf-8") as handle:  # may be a device file
             handle.write(report.to_termination_message())

@@ -8,9 +8,7 @@ from __future__ import annotations
 import io
 import json
 import logging
-import threading
 from collections.abc import Iterator
-from contextlib import redirect_stderr, redirect_stdout
 from pathlib import Path
 from typing import Any
 
@@ -23,8 +21,6 @@ from emulator.selectors import LabelSelector
 
 import footprints as fp
 from multus_cleanup.cli import main
-
-_STDIO_LOCK = threading.Lock()  # redirect_stdout is process-wide: one in-process run at a time prints
 
 
 class SimCluster:
@@ -80,8 +76,7 @@ class SimCluster:
         logger.addHandler(handler)
         logger.setLevel(logging.INFO)
         try:
-            with redirect_stdout(out), redirect_stderr(err):
-                code = main(argv)
+            code = main(argv, stdout=out, stderr=err)
         finally:
             logger.removeHandler(handler)
         return code, (json.loads(out.getvalue()) if out.getvalue().strip() else {}), err.getvalue()
@@ -99,8 +94,7 @@ class SimCluster:
         mounted = [v["hostPath"]["path"] for v in pod["spec"]["volumes"]]
         before = fp.snapshot(root)
         out = io.StringIO()
-        with _STDIO_LOCK, redirect_stdout(out), redirect_stderr(out):
-            code = main(argv, environ=env)
+        code = main(argv, environ=env, stdout=out, stderr=out)
         after = fp.snapshot(root)
         changed = {p for p in set(before) | set(after) if before.get(p) != after.get(p)}
         for path in sorted(changed):

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import io
 import json
-from contextlib import redirect_stderr, redirect_stdout
 from pathlib import Path
 from typing import Any
 
@@ -32,8 +31,7 @@ def broken(cluster: SimCluster, monkeypatch: pytest.MonkeyPatch) -> tuple[SimClu
 
 def run_cli(*argv: str) -> tuple[int, str]:
     out = io.StringIO()
-    with redirect_stdout(out), redirect_stderr(io.StringIO()):
-        code = main(list(argv))
+    code = main(list(argv), stdout=out, stderr=io.StringIO())
     return code, out.getvalue()
 
 

@@ -6,7 +6,7 @@ import argparse
 import logging
 import os
 import sys
-from typing import Any
+from typing import Any, TextIO
 
 DEFAULT_CONFIG = "/etc/multus-cleanup/config.yaml"
 OWNER_ENV = ("MULTUS_CLEANUP_JOB_NAME", "MULTUS_CLEANUP_JOB_UID")
@@ -35,8 +35,8 @@ def register(commands: Any) -> None:  # argparse's subparsers action has no publ
             sub.add_argument("--output", choices=("text", "json"), default="text", help="summary format")
 
 
-def dispatch(args: argparse.Namespace) -> int:
-    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, stream=sys.stderr,
+def dispatch(args: argparse.Namespace, out: TextIO = sys.stdout, err_out: TextIO = sys.stderr) -> int:
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, stream=err_out,
                         format="%(asctime)s %(levelname)-7s %(message)s", datefmt="%H:%M:%S")
     logging.getLogger("urllib3").setLevel(logging.ERROR)
     from ..config import load_config
@@ -49,17 +49,17 @@ def dispatch(args: argparse.Namespace) -> int:
     try:
         kube = connect(args.kubeconfig, args.context)
     except Exception as err:  # the kubernetes config loader raises several unrelated types
-        print(f"multus-cleanup: cannot load the cluster configuration: {err}", file=sys.stderr)
+        print(f"multus-cleanup: cannot load the cluster configuration: {err}", file=err_out)
         return orchestrator.EXIT_FAILED
     name, uid = (os.environ.get(key) for key in OWNER_ENV)
     owner = Owner(name, uid) if name and uid else None
     try:
         if args.command == "plan":
-            print(orchestrator.plan(config, kube))
+            print(orchestrator.plan(config, kube), file=out)
             return orchestrator.EXIT_OK
         summary = (orchestrator.run if args.command == "run" else orchestrator.check)(config, kube, owner)
     except ApiError as err:
-        print(f"multus-cleanup: {err}", file=sys.stderr)
+        print(f"multus-cleanup: {err}", file=err_out)
         return orchestrator.EXIT_FAILED
-    print(summary.to_json() if args.output == "json" else summary.to_text())
+    print(summary.to_json() if args.output == "json" else summary.to_text(), file=out)
     return orchestrator.EXIT_OK if summary.success else orchestrator.EXIT_FAILED
