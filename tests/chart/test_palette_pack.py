@@ -128,6 +128,16 @@ def test_refuses_a_non_empty_output_directory(tmp_path: Path) -> None:
     assert sorted(p.name for p in tmp_path.iterdir()) == ["keep.txt"]
 
 
+def test_runs_as_a_command(tmp_path: Path) -> None:
+    """As the docs show it: the script itself (its shebang), no interpreter named."""
+    helm_path = helm_binary(*HELM_VERSIONS[0])
+    proc = subprocess.run([str(TOOL), "--helm", str(helm_path), str(tmp_path / "pack")],
+                          capture_output=True, text=True, timeout=300, check=False, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == f"pack multus {CHART['version']} (addon layer) written to {tmp_path / 'pack'}"
+    assert (tmp_path / "pack" / "charts" / TGZ_NAME).is_file()
+
+
 def test_fails_clearly_without_helm(tmp_path: Path) -> None:
     proc = build(tmp_path / "out", helm_path=tmp_path / "no-helm")
     assert proc.returncode == 1 and "is not an executable file" in proc.stderr
