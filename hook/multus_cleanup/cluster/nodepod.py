@@ -105,11 +105,35 @@ class NodePodFactory:
         return f"multus-cleanup-{self.run_id}{attempt}-{digest}"
 
     def render(self, node: str, attempt: int = 0) -> dict[str, Any]:
+        name = self.pod_name(node, attempt)
         annotations = {**self.config.cluster.node_pod.annotations, NODE_ANNOTATION: node}
-        text = self._template.render(**self._static, name=self.pod_name(node, attempt), node=node,
-                                     annotations=annotations)
+        if self._skeleton is None:
+            return self._render(name, node, annotations)
+        # The same manifest as _render's, at a tenth of the cost: one pod per node adds up at 5,000 nodes.
+        manifest: dict[str, Any] = json.loads(self._skeleton)
+        manifest["metadata"]["name"] = name
+        manifest["metadata"]["annotations"] = annotations
+        manifest["spec"]["nodeName"] = node
+        return manifest
+
+    def _render(self, name: str, node: str, annotations: dict[str, str]) -> dict[str, Any]:
+        text = self._template.render(**self._static, name=name, node=node, annotations=annotations)
         manifest: dict[str, Any] = yaml.load(text, Loader=_YAML_LOADER)  # noqa: S506 - a safe loader
         return manifest
+
+    @cached_property
+    def _skeleton(self) -> str | None:
+        """The manifest as JSON, rendered once with markers for the per-node values, if the template puts
+        them only at metadata.name, metadata.annotations and spec.nodeName (as node-pod.yaml.j2 does).
+        None otherwise: then every node's pod is rendered in full."""
+        name, node, note = (f"multus-cleanup-skeleton-{what}-8d1f0c" for what in ("name", "node", "note"))
+        manifest = self._render(name, node, {"note": note})
+        text = json.dumps(manifest)
+        meta, spec = manifest.get("metadata") or {}, manifest.get("spec") or {}
+        in_place = meta.get("name") == name and meta.get("annotations") == {"note": note} \
+            and spec.get("nodeName") == node
+        once = all(text.count(marker) == 1 for marker in (name, node, note))
+        return text if in_place and once else None
 
 
 def validate_pod(manifest: dict[str, Any]) -> None:
