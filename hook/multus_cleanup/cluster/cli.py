@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import logging
 import os
 import sys
 from typing import Any, TextIO
@@ -36,6 +35,8 @@ def register(commands: Any) -> None:  # argparse's subparsers action has no publ
 
 
 def dispatch(args: argparse.Namespace, out: TextIO = sys.stdout, err_out: TextIO = sys.stderr) -> int:
+    import logging  # here, not at the top: `multus-cleanup node` imports this module and never logs
+
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, stream=err_out,
                         format="%(asctime)s %(levelname)-7s %(message)s", datefmt="%H:%M:%S")
     logging.getLogger("urllib3").setLevel(logging.ERROR)
