@@ -139,11 +139,12 @@ def test_the_cleanup_job_is_the_only_hook_and_argo_runs_it_as_pre_delete(helm: H
     # PreDelete hooks are created all at once, unordered: a second hook could not rely on the first
     assert [key(doc) for doc in hooks] == [("Job", "kube-system", "multus-cleanup")]
     annotations = hooks[0]["metadata"]["annotations"]
-    assert ARGO_HOOK_TYPES[annotations["helm.sh/hook"]] == "PreDelete"
+    # Argo CD splits the value on commas: pre-delete alone, so the Job never runs at a sync
+    assert [ARGO_HOOK_TYPES[h.strip()] for h in annotations["helm.sh/hook"].split(",")] == ["PreDelete"]
     assert "argocd.argoproj.io/hook" not in annotations  # no second, conflicting declaration
     policies = annotations["helm.sh/hook-delete-policy"].split(",")
-    # every policy maps to Argo CD's; BeforeHookCreation is what lets Argo recreate a failed hook on retry,
-    # and a failed Job is kept (no hook-failed) so that its log can be read
+    # every policy maps to Argo CD's. (Helm keeps a failed Job for its log, as there is no hook-failed;
+    # Argo CD deletes a failed PreDelete hook itself and creates it again: docs/argocd.md)
     assert {ARGO_DELETE_POLICIES[p] for p in policies} == {"BeforeHookCreation", "HookSucceeded"}
 
 
