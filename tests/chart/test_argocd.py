@@ -21,6 +21,8 @@ from typing import Any
 import pytest
 import yaml
 from helm import CHART_DIR, REPO_ROOT, Helm, RenderResult, split_documents
+from yamllint import linter  # type: ignore[import-untyped]
+from yamllint.config import YamlLintConfig  # type: ignore[import-untyped]
 
 pytestmark = pytest.mark.helm
 
@@ -100,12 +102,20 @@ def test_the_example_application() -> None:
     assert re.fullmatch(r"https://\S+\.git", source["repoURL"])
     # a release tag, whose chart version is the default cleanup image tag
     assert source["targetRevision"] == f"v{CHART['version']}"
-    assert source["helm"]["releaseName"] == "multus"
+    # label tracking (Argo CD < 3.0 default) writes the Application name into app.kubernetes.io/instance
+    assert source["helm"]["releaseName"] == app["metadata"]["name"] == "multus"
     assert app["spec"]["destination"] == {"server": "https://kubernetes.default.svc", "namespace": "kube-system"}
     options = app["spec"]["syncPolicy"]["syncOptions"]
     assert "ServerSideApply=true" in options and "FailOnSharedResource=true" in options
     assert not any(o.startswith("CreateNamespace=") for o in options)  # kube-system exists
     assert app["spec"]["syncPolicy"]["automated"] == {"prune": True, "selfHeal": True}
+
+
+def test_the_examples_pass_yamllint_with_cts_rules() -> None:
+    conf = YamlLintConfig(file=str(REPO_ROOT / ".yamllint"))
+    for path in sorted((REPO_ROOT / "examples").rglob("*.yaml")):
+        problems = list(linter.run(path.read_text(), conf, str(path)))
+        assert not problems, "\n".join(f"{path}:{p.line}:{p.column} {p.message}" for p in problems)
 
 
 def test_the_example_values_are_what_the_docs_describe() -> None:
