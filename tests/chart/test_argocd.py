@@ -20,7 +20,7 @@ from typing import Any
 
 import pytest
 import yaml
-from helm import CHART_DIR, REPO_ROOT, Helm, RenderResult, split_documents
+from helm import CHART_DIR, CI_VALUES, REPO_ROOT, Helm, RenderResult, split_documents
 from yamllint import linter  # type: ignore[import-untyped]
 from yamllint.config import YamlLintConfig  # type: ignore[import-untyped]
 
@@ -226,3 +226,21 @@ def test_argo_renders_what_helm_installs(helm: Helm, tmp_path: Path) -> None:
     assert argo.objects() == plain.objects()
     for template in (CHART_DIR / "templates").iterdir():
         assert not re.search(r"\blookup\b", template.read_text()), f"{template.name} calls lookup"
+
+
+@pytest.mark.parametrize("values_file", CI_VALUES, ids=lambda p: p.name)
+def test_every_ci_scenario_keeps_one_pre_delete_hook_and_its_needs_ordinary(
+        helm: Helm, tmp_path: Path, values_file: Path) -> None:
+    """The chart's ci/*-values.yaml scenarios (thin, k3s paths, cleanup off) as an Application's values."""
+    values = yaml.safe_load(values_file.read_text())
+    result = argo_template(helm, tmp_path, values=values)
+    assert result.ok, result.stderr
+    hooks = [key(d) for d in result.objects() if is_hook(d)]
+    if values.get("cleanup", {}).get("enabled", True) is False:
+        assert hooks == []
+        return
+    assert hooks == [("Job", "kube-system", "multus-cleanup")]
+    ordinary = {key(d) for d in result.objects() if not is_hook(d)}
+    assert {("ServiceAccount", "kube-system", "multus-cleanup"), ("ConfigMap", "kube-system", "multus-cleanup"),
+            ("Role", "kube-system", "multus-cleanup"), ("RoleBinding", "kube-system", "multus-cleanup"),
+            ("ClusterRole", "", "multus-cleanup"), ("ClusterRoleBinding", "", "multus-cleanup")} <= ordinary
