@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 import footprints as fp
 
@@ -37,6 +38,7 @@ REPO = Path(__file__).resolve().parents[2]
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
+from demo import footprint  # noqa: E402
 from demo.sandbox import APT_INSTALL, REAL_CNI_PATHS, Sandbox, missing_prerequisites, snapshot  # noqa: E402
 
 from multus_cleanup.cluster.nodepod import NodePodFactory, validate_pod  # noqa: E402
@@ -166,9 +168,12 @@ def test_image_size(archive: ImageArchive, capsys: pytest.CaptureFixture[str]) -
 # running it
 
 
-# The hook Job's container securityContext (chart values cleanup.securityContext) (its pod runs as the image's user).
-JOB_SECURITY: dict[str, Any] = {"allowPrivilegeEscalation": False, "readOnlyRootFilesystem": True,
-                                "capabilities": {"drop": ["ALL"]}, "seccompProfile": {"type": "RuntimeDefault"}}
+def job_security() -> dict[str, Any]:
+    """The hook Job's container securityContext and pod user, from the chart's values."""
+    cleanup = yaml.safe_load((REPO / "chart/values.yaml").read_text())["cleanup"]
+    pod = cleanup["podSecurityContext"]
+    return {**cleanup["securityContext"], "runAsUser": pod["runAsUser"], "runAsGroup": pod["runAsGroup"],
+            "seccompProfile": pod["seccompProfile"]}
 
 
 @dataclass(frozen=True)
@@ -229,7 +234,7 @@ class ImageRuntime:
 
         security: a container securityContext (the hook Job's by default); runAsUser 0 runs as root.
         """
-        security = JOB_SECURITY if security is None else security
+        security = job_security() if security is None else security
         assert self.sb.tmp is not None
         cid = f"image-{uuid.uuid4().hex[:12]}"
         args = ["run", "--rm", "--runc-root", str(self.sb.tmp / "runc"), *self._security_flags(security)]
@@ -240,6 +245,9 @@ class ImageRuntime:
                 args += ["--env", e]
             args += ["--rootfs", str(self._rootfs_for_root()), cid]
         else:
+            # the image's own user, which must be the one the chart asks for
+            user = [security.get("runAsUser"), security.get("runAsGroup")]
+            assert all(u in (None, NON_ROOT) for u in user), f"{user}: ctr 1.6 runs only the image's user"
             for e in env:
                 args += ["--env", e]
             args += ["--snapshotter", SNAPSHOTTER, IMAGE, cid]
@@ -300,12 +308,22 @@ def test_commands_answer(image: ImageRuntime, command: tuple[str, ...]) -> None:
 @pytest.mark.runtime
 @pytest.mark.root
 def test_default_user_is_non_root_without_capabilities(image: ImageRuntime) -> None:
-    r = job_run(image, "sh", "-c", "id -u; id -g; grep ^CapEff /proc/self/status; touch /x 2>&1 || true")
+    r = job_run(image, "sh", "-c", f"id -u; id -g; {PROCESS_STATUS}")
     assert r.returncode == 0, str(r)
-    uid, gid, caps, touch = r.stdout.splitlines()[:4]
+    uid, gid, *status = r.stdout.splitlines()
     assert (uid, gid) == (str(NON_ROOT), str(NON_ROOT))
-    assert caps.split() == ["CapEff:", "0000000000000000"]
-    assert "Read-only file system" in touch
+    assert_confined(status)
+
+
+# What the process is allowed: capabilities, no_new_privs, seccomp, and whether / can be written.
+PROCESS_STATUS = "grep -E '^(CapEff|CapPrm|NoNewPrivs|Seccomp):' /proc/self/status; touch /x 2>&1 || true"
+
+
+def assert_confined(status: list[str]) -> None:
+    fields = dict(line.split(":", 1) for line in status[:4])
+    assert {k: v.strip() for k, v in fields.items()} == {
+        "CapPrm": "0000000000000000", "CapEff": "0000000000000000", "NoNewPrivs": "1", "Seccomp": "2"}, status
+    assert "Read-only file system" in status[4], status
 
 
 # Imports every module of multus_cleanup (the orchestrator's kubernetes client included) and lists loaded
@@ -392,14 +410,12 @@ def test_node_pod_runs_as_root_without_capabilities(image: ImageRuntime, tmp_pat
     pod = NodePod.render("node-0", tmp_path / "host", tmp_path / "report")
     assert pod.security["runAsUser"] == 0 and pod.security["readOnlyRootFilesystem"] is True
     assert pod.security["capabilities"] == {"drop": ["ALL"]}
-    r = node_run(image, pod, "sh", "-c", "id -u; grep ^CapEff /proc/self/status; touch /x 2>&1 || true; "
-                                         "grep -c ' /host/' /proc/self/mounts")
+    r = node_run(image, pod, "sh", "-c", f"id -u; grep -c ' /host/' /proc/self/mounts; {PROCESS_STATUS}")
     assert r.returncode == 0, str(r)
-    uid, caps, touch, mounts = r.stdout.splitlines()
+    uid, mounts, *status = r.stdout.splitlines()
     assert uid == "0"
-    assert caps.split() == ["CapEff:", "0000000000000000"]
-    assert "Read-only file system" in touch
-    assert int(mounts) == len(pod.mounts) - 1
+    assert int(mounts) == len(pod.mounts) - 1  # the hostPath volumes, and only them, under /host
+    assert_confined(status)
 
 
 @dataclass(frozen=True)
@@ -480,6 +496,30 @@ def test_node_command_with_json_output(image: ImageRuntime, tmp_path: Path) -> N
     assert report["clean"] is True and report["node"] == "node-2"
     assert "/etc/cni/net.d/00-multus.conflist" in report["removed"]
     assert fp.snapshot(host) == before
+
+
+@pytest.mark.runtime
+@pytest.mark.root
+def test_the_image_repairs_a_node_where_pods_could_not_start(image: ImageRuntime, tmp_path: Path) -> None:
+    """On a sandbox node with the real CNI plugins: the naive uninstall breaks pod creation, the node pod from
+    the image repairs it, and the runtime starts a pod again."""
+    sb = image.sb
+    node = sb.new_node("repair", primary="conflist")
+    assert sb.run_pod().ok
+    multus = node.install_multus("thin")
+    footprint.remove_binaries(node.root, multus)
+    broken = sb.run_pod()
+    print(f"[naive uninstall] {broken.describe()}")
+    assert not broken.ok and 'failed to find plugin "multus"' in broken.error
+
+    pod = NodePod.render(node.name, node.root, tmp_path / "termination-log")
+    r = node_run(image, pod)
+    assert r.returncode == 0, str(r)
+    assert multus.config in json.loads(pod.report.read_text())["removed"]
+    repaired = sb.run_pod()
+    print(f"[after the image's node pod] {repaired.describe()}")
+    assert repaired.ok, repaired.error
+    assert sb.leftovers() == []
 
 
 @pytest.mark.runtime
