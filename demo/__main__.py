@@ -136,9 +136,10 @@ def pod(sb: Sandbox, step: Steps, title: str, explanation: str, *, expect_ok: bo
 
 def cleanup(engine: Path, node: Node, step: Steps) -> bool:
     step("Run `multus-cleanup node` on the node",
-         "The same command the chart's cleanup DaemonSet runs on every node, pointed at this node's root "
-         "filesystem. It restores a renamed primary config first, then removes Multus's config, its "
-         "kubeconfig dir, binaries, socket dir and caches, and verifies what the runtime will load.")
+         "The same command the chart's uninstall hook runs on every node (one short-lived pod per node), "
+         "pointed at this node's root filesystem. It restores a renamed primary config first, then removes "
+         "Multus's config, its kubeconfig dir, binaries, socket dir and caches, and verifies what the runtime "
+         "will load.")
     report_file = node.root.parent / f"{node.name}-report.json"
     r = run([str(engine), "node", "--host-root", str(node.root), "--node-name", node.name,
              "--report-file", str(report_file)], capture_output=True)
