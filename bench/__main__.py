@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from .common import machine
+from .common import load, machine
 
 
 def _ints(text: str) -> list[int]:
@@ -43,7 +43,7 @@ def main(argv: list[str] | None = None) -> int:
     started = time.monotonic()
     info = machine()
     print(f"machine: {info['nproc']} CPUs ({info['cpu']}), {info['memory']}, Python {info['python']}, "
-          f"Linux {info['kernel']}")
+          f"Linux {info['kernel']}; load average {info['load']}")
     out: dict[str, Any] = {"machine": info, "argv": sys.argv[1:]}
     if not args.skip_cluster:
         from . import cluster
@@ -77,7 +77,8 @@ def main(argv: list[str] | None = None) -> int:
         print(node.report(result))
         out["node"] = node.to_json(result)
     out["bench_seconds"] = time.monotonic() - started
-    print(f"\nbench took {out['bench_seconds']:.0f} s")
+    out["load_after"] = load()
+    print(f"\nbench took {out['bench_seconds']:.0f} s; load average now {out['load_after']}")
     if args.json:
         args.json.write_text(json.dumps(out, indent=1))
     if args.plot:

@@ -164,15 +164,17 @@ def report(results: list[ClusterResult]) -> str:
                   "emul CPU s", "peak RSS MB", "requests", "req/node", "by verb"], rows)
     if len(results) >= 2:
         big = [r for r in results if r.nodes >= 100] or results
-        base = results[0]
+        small = [r for r in results if r.nodes < 100] or results[:1]
         lines = ["", "growth: fitted exponent k of value ~ nodes^k over sizes >= 100 (1.0 = linear); 'k above "
-                 f"constant' fits (value - value at {base.nodes} node(s)), the part that grows with nodes:"]
+                 "constant' fits value minus its smallest value below 100 nodes (start-up and other fixed "
+                 "costs), the part that grows with nodes:"]
         for label, get in (("overhead", lambda r: r.overhead), ("sweep", lambda r: r.sweep),
                            ("orchestrator CPU", lambda r: r.cpu), ("requests", lambda r: float(r.total_requests)),
                            ("peak RSS", lambda r: r.peak_rss_mb)):
             sizes = [r.nodes for r in big]
             whole = exponent(sizes, [get(r) for r in big])
-            above = exponent(sizes, [get(r) - get(base) for r in big])
+            floor = min(get(r) for r in small)
+            above = exponent(sizes, [get(r) - floor for r in big])
             lines.append(f"  {label:<17} k = {whole:.2f}   k above constant = {above:.2f}")
         ratios = []
         for a, b in itertools.pairwise(results):

@@ -39,7 +39,12 @@ def machine() -> dict[str, str]:
     except OSError:
         pass
     return {"nproc": str(os.cpu_count()), "cpu": model, "memory": mem, "python": platform.python_version(),
-            "kernel": platform.release(), "platform": platform.platform()}
+            "kernel": platform.release(), "platform": platform.platform(), "load": load()}
+
+
+def load() -> str:
+    """The 1/5/15-minute load averages: other work on the machine shows up in every wall time."""
+    return " ".join(f"{x:.2f}" for x in os.getloadavg())
 
 
 def median(values: list[float]) -> float:
