@@ -343,6 +343,12 @@ uncached = sorted(m.__name__ for m in list(sys.modules.values())
 print(len(names), len(sys.modules), round(seconds, 2))
 print(*uncached)
 print("kubernetes.aio" in sys.modules, importlib.util.find_spec("kubernetes.aio") is not None)
+# the package data (jinja templates) is there, and the kubernetes client validates a pod in the image
+from multus_cleanup.cluster.nodepod import NodePodFactory, validate_pod
+from multus_cleanup.config import CleanupConfig
+pod = NodePodFactory(CleanupConfig(), "img01", None).render("node-1")
+validate_pod(pod)
+print(" ".join(pod["spec"]["containers"][0]["command"][:2]))
 """
 
 
@@ -351,12 +357,36 @@ print("kubernetes.aio" in sys.modules, importlib.util.find_spec("kubernetes.aio"
 def test_every_module_loads_from_bytecode_in_the_image(image: ImageRuntime) -> None:
     r = job_run(image, "python3", "-c", IMPORT_ALL)
     assert r.returncode == 0, str(r)
-    counts, uncached, aio = r.stdout.splitlines()
+    counts, uncached, aio, rendered = r.stdout.splitlines()
     ours, loaded, seconds = counts.split()
     print(f"{ours} multus_cleanup modules, {loaded} modules loaded in {seconds} s")
     assert int(ours) >= 10
     assert uncached == "", f"modules without bytecode in the image: {uncached}"
     assert aio == "False False", "kubernetes/aio is left out of the image and nothing may need it"
+    assert rendered == "multus-cleanup node"
+
+
+NO_BUILD_TOOLS = """
+import importlib.util, os, shutil, sys
+print(" ".join(sorted(os.listdir(os.path.join(sys.prefix, "bin")))))
+print(" ".join(t for t in ("gcc", "cc", "c++", "make", "pip", "pip3") if shutil.which(t)))
+print(" ".join(m for m in ("pip", "setuptools", "ensurepip") if importlib.util.find_spec(m)))
+print(os.path.realpath(sys.executable), sys.prefix)
+"""
+
+
+@pytest.mark.runtime
+@pytest.mark.root
+def test_the_venv_runs_on_debians_python_with_no_build_tools(image: ImageRuntime) -> None:
+    r = job_run(image, "python3", "-c", NO_BUILD_TOOLS)
+    assert r.returncode == 0, str(r)
+    venv_bin, tools, modules, interpreter = r.stdout.split("\n")[:4]
+    assert "multus-cleanup" in venv_bin.split()
+    assert not [name for name in venv_bin.split() if name.startswith(("pip", "easy_install"))], venv_bin
+    assert tools == "", f"build tools in the image: {tools}"
+    assert modules == "", f"installer modules in the image: {modules}"
+    # the venv's python is a symlink to the python3 that stage 2 installed from Debian
+    assert interpreter.split() == ["/usr/bin/python3.11", "/opt/multus-cleanup"]
 
 
 # ---------------------------------------------------------------------------------------------------------
