@@ -72,6 +72,12 @@ def test_dockerfile_is_hadolint_clean() -> None:
     assert r.returncode == 0, f"hadolint {DOCKERFILE.relative_to(REPO)}:\n{r.stdout}{r.stderr}"
 
 
+def test_dockerfile_version_default_is_the_projects() -> None:
+    """A plain `docker build` (no --build-arg VERSION) labels the image with pyproject.toml's version."""
+    version = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["version"]
+    assert f"ARG VERSION={version}\n" in DOCKERFILE.read_text(), f"set ARG VERSION={version} in hook/Dockerfile"
+
+
 def test_build_script_is_shellcheck_clean() -> None:
     shellcheck = shutil.which("shellcheck")
     assert shellcheck, "shellcheck not found: apt-get install -y --no-install-recommends shellcheck"
