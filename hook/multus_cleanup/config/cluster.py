@@ -67,7 +67,7 @@ class ClusterConfig:
     multus_daemonsets: tuple[ObjectRef, ...] = (ObjectRef("kube-system", "kube-multus-ds"),)
     node_selector: Mapping[str, str] = field(default_factory=lambda: {"kubernetes.io/os": "linux"})
     unreachable_nodes: str = "fail"  # or "skip": list them as needing a re-run
-    concurrency: int = 20
+    concurrency: int = 50  # node pods in flight; see docs/performance.md for sizing
     node_retries: int = 1
     node_timeout_seconds: int = 120
     stop_timeout_seconds: int = 120
