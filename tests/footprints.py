@@ -14,17 +14,18 @@ import socket
 import stat
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 EXECUTABLE = b"#!/bin/sh\n# stand-in CNI plugin binary\nexit 0\n"
 KUBECONFIG = b"apiVersion: v1\nkind: Config\nusers:\n- name: multus\n  user:\n    token: c2VjcmV0\n"
 
-PRIMARY_1_0_0 = {
+PRIMARY_1_0_0: dict[str, Any] = {
     "cniVersion": "1.0.0", "name": "k8s-pod-network",
     "plugins": [{"type": "bridge", "bridge": "cni0", "isGateway": True, "ipMasq": True,
                  "ipam": {"type": "host-local", "subnet": "10.88.0.0/16"}},
                 {"type": "portmap", "capabilities": {"portMappings": True}}],
 }
-PRIMARY_0_3_1 = {"cniVersion": "0.3.1", "name": "cbr0", "type": "bridge", "bridge": "cni0",
+PRIMARY_0_3_1: dict[str, Any] = {"cniVersion": "0.3.1", "name": "cbr0", "type": "bridge", "bridge": "cni0",
                  "ipam": {"type": "host-local", "subnet": "10.244.0.0/16"}}
 
 
