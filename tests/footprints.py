@@ -1,23 +1,26 @@
-"""Node trees for tests: a node before Multus, and the footprints Multus v4.3.0 leaves on it.
+"""Node trees for tests: a node before Multus, and the footprints Multus v4.3.0 leaves on it, in any layout.
 
-Shapes follow what Multus v4.3.0 writes (multus-footprint.md): thin's `00-multus.conf` (primary
-cniVersion < 1.0.0) or `00-multus.conflist` (>= 1.0.0) with the primary embedded as a delegate, mode 0600;
-thick's `multus-shim` config; `multus.d/multus.kubeconfig`; binaries; the daemon socket; the per-pod cache.
-`snapshot()` captures a tree byte for byte so a test can assert it equals the pre-install tree.
+The files' content comes from `demo.footprint`, the one rendition of what Multus v4.3.0 writes (thin's
+`00-multus.conf` for a primary cniVersion < 1.0.0 or `00-multus.conflist` >= 1.0.0 with the primary as its
+delegate; thick's `multus-shim` config; the kubeconfig; a stale daemon socket). This module places them
+for a platform layout (default, k3s, OpenShift, GKE) and adds the states a node goes through (graceful
+exit, interrupted install). `snapshot()` captures a tree byte for byte so a test can assert it equals the
+pre-install tree.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import socket
 import stat
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from demo import footprint as multus_v4
+
 EXECUTABLE = b"#!/bin/sh\n# stand-in CNI plugin binary\nexit 0\n"
-KUBECONFIG = b"apiVersion: v1\nkind: Config\nusers:\n- name: multus\n  user:\n    token: c2VjcmV0\n"
+KUBECONFIG = multus_v4.kubeconfig().encode()
 
 PRIMARY_1_0_0: dict[str, Any] = {
     "cniVersion": "1.0.0", "name": "k8s-pod-network",
@@ -83,20 +86,13 @@ def node_before_multus(root: Path, layout: Layout = DEFAULT, primary: str = "1.0
     return primary_path
 
 
-def _multus_conf(root: Path, layout: Layout, primary_path: str, thick: bool) -> tuple[str, dict[str, object]]:
+def _multus_conf(root: Path, layout: Layout, primary_path: str, thick: bool) -> tuple[str, str]:
+    """(host path, content) of the config Multus v4.3.0 generates for this primary config."""
     primary = json.loads(_p(root, primary_path).read_text())
     if thick:
-        return f"{layout.conf_dir}/00-multus.conf", {
-            "cniVersion": "0.3.1", "name": "multus-cni-network", "type": "multus-shim",
-            "logLevel": "verbose", "logToStderr": True, "clusterNetwork": f"/host{primary_path}",
-            "socketDir": f"/host{layout.socket_dir}/"}
-    multus = {"type": "multus", "capabilities": {"portMappings": True},
-              "kubeconfig": f"{layout.conf_dir}/multus.d/multus.kubeconfig", "delegates": [primary]}
-    version = str(primary.get("cniVersion", "0.3.1"))
-    if version >= "1.0.0":
-        return f"{layout.conf_dir}/00-multus.conflist", {
-            "cniVersion": version, "name": "multus-cni-network", "plugins": [multus]}
-    return f"{layout.conf_dir}/00-multus.conf", {"cniVersion": version, "name": "multus-cni-network", **multus}
+        return f"{layout.conf_dir}/00-multus.conf", multus_v4.thick_config(primary, Path(primary_path).name)
+    name, text = multus_v4.thin_config(primary)
+    return f"{layout.conf_dir}/{name}", text
 
 
 def install_thin(root: Path, primary_path: str, layout: Layout = DEFAULT, *, rename_conf_file: bool = False,
@@ -105,7 +101,7 @@ def install_thin(root: Path, primary_path: str, layout: Layout = DEFAULT, *, ren
     for binary in ("multus", "passthru"):
         write(root, f"{layout.bin_dir}/{binary}", EXECUTABLE, 0o755)
     write(root, f"{layout.conf_dir}/multus.d/multus.kubeconfig", KUBECONFIG, 0o600)
-    write(root, conf_path, json.dumps(conf, indent=2), 0o600)
+    write(root, conf_path, conf, 0o600)
     if rename_conf_file:
         _p(root, primary_path).rename(_p(root, primary_path + ".old"))
     _pod_cache(root, layout, pods)
@@ -115,11 +111,8 @@ def install_thick(root: Path, primary_path: str, layout: Layout = DEFAULT, pods:
     conf_path, conf = _multus_conf(root, layout, primary_path, thick=True)
     for binary in ("multus-shim", "passthru"):
         write(root, f"{layout.bin_dir}/{binary}", EXECUTABLE, 0o755)
-    sock_dir = _p(root, layout.socket_dir)
-    sock_dir.mkdir(parents=True, exist_ok=True)
-    sock_dir.chmod(0o700)
-    stale_socket(sock_dir / "multus.sock")
-    write(root, conf_path, json.dumps(conf, indent=2), 0o600)
+    multus_v4.make_stale_socket(_p(root, layout.socket_dir) / "multus.sock")
+    write(root, conf_path, conf, 0o600)
     _pod_cache(root, layout, pods)
 
 
@@ -143,16 +136,6 @@ def _pod_cache(root: Path, layout: Layout, pods: int) -> None:
         cid = f"{i:064x}"
         write(root, f"{layout.cache_dir}/{cid}", json.dumps({"delegates": []}), 0o600)
         write(root, f"{layout.cache_dir}/results/multus-cni-network-{cid}-eth0", "{}", 0o600)
-
-
-def stale_socket(path: Path) -> None:
-    """A real unix socket whose listener is gone, like the thick daemon's after it stopped."""
-    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    try:
-        sock.bind(str(path))
-    finally:
-        sock.close()
-    path.chmod(0o600)
 
 
 Snapshot = dict[str, tuple[object, ...]]
