@@ -10,7 +10,7 @@ from typing import Any
 import kubernetes.client
 import pytest
 from emulator import EmulatedApiServer, RbacPolicy
-from emulator.objects import NAD_CRD, AddNodes, make_daemonset, make_nad
+from emulator.objects import NAD_CRD, AddNodes, make_daemonset, make_nad, wait_until
 from kubernetes import watch
 from kubernetes.client import ApiException
 
@@ -41,15 +41,6 @@ def _collect(stream: Any, sink: list[tuple[str, str]]) -> threading.Thread:
     thread = threading.Thread(target=run, daemon=True)
     thread.start()
     return thread
-
-
-def _wait(predicate: Any, timeout: float = 5.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.02)
-    raise AssertionError("condition not met in time")
 
 
 # ---------------------------------------------------------------------------------------------- CRUD + metadata
@@ -209,13 +200,13 @@ def test_watch_delivers_live_namespaced_events_with_selector(core_v1: kubernetes
     events: list[tuple[str, str]] = []
     thread = _collect(watch.Watch().stream(core_v1.list_namespaced_pod, "default", label_selector="app=x",
                                            timeout_seconds=3), events)
-    _wait(lambda: events == [("ADDED", "pre")])
+    wait_until(lambda: events == [("ADDED", "pre")])
     core_v1.create_namespaced_pod("default", _pod("other", labels={"app": "y"}))  # filtered out
     core_v1.create_namespaced_pod("default", _pod("new", labels={"app": "x"}))
     core_v1.patch_namespaced_pod("new", "default", {"metadata": {"annotations": {"k": "v"}}})
     core_v1.patch_namespaced_pod("pre", "default", {"metadata": {"labels": {"app": "z"}}})  # leaves selector
     core_v1.delete_namespaced_pod("new", "default")
-    _wait(lambda: len(events) == 5)
+    wait_until(lambda: len(events) == 5)
     assert events == [("ADDED", "pre"), ("ADDED", "new"), ("MODIFIED", "new"), ("DELETED", "pre"),
                       ("DELETED", "new")]
     assert thread.is_alive()  # still open: the fixture's stop() closes it
@@ -260,7 +251,7 @@ def test_stop_with_open_watch_is_quick() -> None:
     core = kubernetes.client.CoreV1Api(server.api_client())
     events: list[tuple[str, str]] = []
     thread = _collect(watch.Watch().stream(core.list_namespaced_pod, "default", timeout_seconds=300), events)
-    _wait(lambda: server.store.open_watch_count() == 1)
+    wait_until(lambda: server.store.open_watch_count() == 1)
     started = time.monotonic()
     server.stop()
     assert time.monotonic() - started < 2.0

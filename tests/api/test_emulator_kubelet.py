@@ -10,18 +10,9 @@ from typing import Any
 import kubernetes.client
 from emulator import EmulatedApiServer
 from emulator.kubelet import SimulatedKubelet
-from emulator.objects import AddNodes, make_daemonset
+from emulator.objects import AddNodes, make_daemonset, wait_until
 
 CLEANUP = {"app.kubernetes.io/component": "node-cleanup"}
-
-
-def _wait(predicate: Any, timeout: float = 5.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.02)
-    raise AssertionError("condition not met in time")
 
 
 def _cleanup_pod(name: str, node: str, policy: str = "Never") -> dict[str, Any]:
@@ -63,9 +54,9 @@ def test_unmatchable_node_selector_makes_daemon_pods_go_away_after_termination_d
     kubelet.termination_delay = 0.5
     apps.patch_namespaced_daemon_set("multus", "kube-system", {
         "spec": {"template": {"spec": {"nodeSelector": {"multus-cleanup/stopped": "true"}}}}})
-    _wait(lambda: all(p.metadata.deletion_timestamp for p in _ds_pods(core).values()) and len(_ds_pods(core)) == 3)
+    wait_until(lambda: all(p.metadata.deletion_timestamp for p in _ds_pods(core).values()) and len(_ds_pods(core)) == 3)
     started = time.monotonic()
-    _wait(lambda: _ds_pods(core) == {})
+    wait_until(lambda: _ds_pods(core) == {})
     assert time.monotonic() - started > 0.2  # they sat Terminating for a while
     assert kubelet.wait_idle()
     status = apps.read_namespaced_daemon_set("multus", "kube-system").status
@@ -121,7 +112,7 @@ def test_not_ready_nodes_never_run_pods(api_client: kubernetes.client.ApiClient,
     assert kubelet.wait_idle()
     assert core.read_namespaced_pod("later", "kube-system").status.phase == "Pending"
     kubelet.set_ready(names[0], True)
-    _wait(lambda: core.read_namespaced_pod("later", "kube-system").status.phase == "Succeeded")
+    wait_until(lambda: core.read_namespaced_pod("later", "kube-system").status.phase == "Succeeded")
 
 
 def test_fail_first_then_succeed_and_delay(api_client: kubernetes.client.ApiClient, kubelet: SimulatedKubelet,
@@ -168,7 +159,7 @@ def test_active_deadline_kills_a_hanging_pod(api_client: kubernetes.client.ApiCl
     pod = _cleanup_pod("stuck", names[0])
     pod["spec"]["activeDeadlineSeconds"] = 1
     core.create_namespaced_pod("kube-system", pod)
-    _wait(lambda: core.read_namespaced_pod("stuck", "kube-system").status.phase == "Running")
+    wait_until(lambda: core.read_namespaced_pod("stuck", "kube-system").status.phase == "Running")
     assert kubelet.wait_idle(timeout=5)  # waits out the deadline timer
     status = core.read_namespaced_pod("stuck", "kube-system").status
     assert (status.phase, status.reason) == ("Failed", "DeadlineExceeded")
@@ -183,7 +174,7 @@ def test_pods_of_a_deleted_node_are_collected(api_client: kubernetes.client.ApiC
     core.delete_namespaced_pod("orphan", "kube-system")
     assert core.read_namespaced_pod("orphan", "kube-system").metadata.deletion_timestamp is not None
     core.delete_node(names[0])
-    _wait(lambda: core.list_namespaced_pod("kube-system").items == [])
+    wait_until(lambda: core.list_namespaced_pod("kube-system").items == [])
 
 
 def test_termination_message_is_truncated_like_the_kubelet(api_client: kubernetes.client.ApiClient,
@@ -213,7 +204,8 @@ def test_job_deletion_collects_its_cleanup_pods(api_client: kubernetes.client.Ap
     assert kubelet.wait_idle()
     assert core.read_namespaced_pod(f"clean-{names[0]}", "kube-system").status.phase == "Running"
     batch.delete_namespaced_job("hook", "kube-system", propagation_policy="Background")
-    _wait(lambda: core.list_namespaced_pod("kube-system", label_selector="app.kubernetes.io/component").items == [])
+    components = "app.kubernetes.io/component"
+    wait_until(lambda: core.list_namespaced_pod("kube-system", label_selector=components).items == [])
     assert api_server.store.count("pods") == 0
 
 

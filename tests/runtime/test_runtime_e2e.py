@@ -108,6 +108,17 @@ def assert_pod_fails(sb: Sandbox, what: str, *expected: str) -> PodResult:
     return result
 
 
+def renamed_primary_multus_binary_gone(runtime: Runtime) -> tuple[Sandbox, Node]:
+    """A node where thin Multus ran with --rename-conf-file and a naive uninstall took only its binary:
+    its config is left, the primary is renamed to .old, and new pods fail."""
+    sb = need(runtime)
+    node = sb.new_node(primary="conflist")
+    fp = node.install_multus("thin", rename_conf_file=True)
+    footprint.remove_binaries(node.root, fp)
+    assert_pod_fails(sb, "renamed primary, thin config left, binary gone", 'failed to find plugin "multus"')
+    return sb, node
+
+
 def run_engine(node: Node, *extra: str) -> tuple[int, dict[str, Any]]:
     """The real console script, as a node's cleanup pod runs it; returns (exit code, JSON report)."""
     cmd = [str(ENGINE), "node", "--host-root", str(node.root), "--output", "json", "--node-name", node.name,
@@ -221,11 +232,7 @@ def test_d_rename_conf_file_naive_cleanup_leaves_no_network_engine_restores(
 
 
 def test_d_rename_conf_file_engine_on_the_untouched_footprint(runtime: Runtime) -> None:
-    sb = need(runtime)
-    node = sb.new_node(primary="conflist")
-    fp = node.install_multus("thin", rename_conf_file=True)
-    footprint.remove_binaries(node.root, fp)
-    assert_pod_fails(sb, "renamed primary, thin config left, binary gone", 'failed to find plugin "multus"')
+    sb, node = renamed_primary_multus_binary_gone(runtime)
     code, report = run_engine(node)
     assert_clean(node, code, report, PRIMARY["conflist"])
     assert {"from": PRIMARY["conflist"] + ".old", "to": PRIMARY["conflist"]} in report["restored"]
@@ -251,11 +258,7 @@ def test_e_thick_stale_socket_then_cleanup(runtime: Runtime) -> None:
 
 
 def test_backup_dir_keeps_multus_files_out_of_the_runtimes_way(runtime: Runtime) -> None:
-    sb = need(runtime)
-    node = sb.new_node(primary="conflist")
-    fp = node.install_multus("thin", rename_conf_file=True)
-    footprint.remove_binaries(node.root, fp)
-    assert_pod_fails(sb, "renamed primary, thin config left, binary gone", 'failed to find plugin "multus"')
+    sb, node = renamed_primary_multus_binary_gone(runtime)
     code, report = run_engine(node, "--backup-dir", "/var/backups/multus")
     assert_clean(node, code, report, PRIMARY["conflist"])
     assert report["backed_up"], "nothing was moved into the backup dir"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -121,3 +122,13 @@ NAD_CRD: Obj = {
 def make_nad(name: str, namespace: str, config: str = '{"cniVersion":"0.3.1","type":"macvlan"}') -> Obj:
     return {"apiVersion": "k8s.cni.cncf.io/v1", "kind": "NetworkAttachmentDefinition",
             "metadata": {"name": name, "namespace": namespace}, "spec": {"config": config}}
+
+
+def wait_until(predicate: Callable[[], object], timeout: float = 5.0) -> None:
+    """Poll `predicate` (every 20 ms) until it is true; fail the test after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(0.02)
+    raise AssertionError(f"condition not met within {timeout} s")
