@@ -155,15 +155,23 @@ def snapshot(paths: Sequence[str] = REAL_CNI_PATHS) -> dict[str, Any]:
 # the image
 
 
-def _tar_add(tar: tarfile.TarFile, name: str, *, kind: bytes, mode: int, data: bytes = b"",
+def _tar_add(tar: tarfile.TarFile, name: str, *, kind: bytes, mode: int, data: bytes | Path = b"",
              link: str = "") -> None:
+    """One tar member with a fixed owner and mtime, so the same inputs give the same bytes; a Path is streamed."""
     info = tarfile.TarInfo(name)
     info.type = kind
     info.mode = mode
     info.mtime = 1_700_000_000
     info.linkname = link
-    info.size = len(data) if kind == tarfile.REGTYPE else 0
-    tar.addfile(info, io.BytesIO(data) if kind == tarfile.REGTYPE else None)
+    if kind != tarfile.REGTYPE:
+        tar.addfile(info)
+    elif isinstance(data, Path):
+        info.size = data.stat().st_size
+        with data.open("rb") as f:
+            tar.addfile(info, f)
+    else:
+        info.size = len(data)
+        tar.addfile(info, io.BytesIO(data))
 
 
 def _go_arch() -> str:
@@ -172,55 +180,105 @@ def _go_arch() -> str:
             "s390x": "s390x", "riscv64": "riscv64"}.get(machine, machine)
 
 
-def build_image(busybox: Path, dest: Path, ref: str = IMAGE_REF) -> None:
-    """An OCI image layout tar: one layer with busybox and its applet links; no registry needed."""
-    layer_buf = io.BytesIO()
-    with tarfile.open(fileobj=layer_buf, mode="w", format=tarfile.PAX_FORMAT) as layer:
-        for d in ("bin", "dev", "etc", "proc", "sys", "tmp", "root", "run", "var"):
-            _tar_add(layer, d, kind=tarfile.DIRTYPE, mode=0o1777 if d == "tmp" else 0o755)
-        _tar_add(layer, "bin/busybox", kind=tarfile.REGTYPE, mode=0o755, data=busybox.read_bytes())
-        for applet in BUSYBOX_APPLETS:
-            _tar_add(layer, f"bin/{applet}", kind=tarfile.SYMTYPE, mode=0o777, link="busybox")
-        _tar_add(layer, "etc/passwd", kind=tarfile.REGTYPE, mode=0o644, data=b"root:x:0:0:root:/root:/bin/sh\n")
-    layer_bytes = layer_buf.getvalue()
+@dataclass(frozen=True)
+class ImageEntry:
+    """One member of an image's layer: `path` without a leading slash; data is bytes or a file to copy."""
 
-    def blob(data: bytes) -> tuple[str, int]:
-        return "sha256:" + hashlib.sha256(data).hexdigest(), len(data)
+    path: str
+    kind: bytes = tarfile.REGTYPE
+    mode: int = 0o755
+    data: bytes | Path = b""
+    link: str = ""  # a symlink's target, or a hard link's (another member's path)
 
-    layer_digest, layer_size = blob(layer_bytes)
-    config = json.dumps({
-        "architecture": _go_arch(), "os": "linux",
-        "config": {"Env": ["PATH=/bin"], "Cmd": ["/bin/sh"], "WorkingDir": "/"},
-        "rootfs": {"type": "layers", "diff_ids": [layer_digest]},
-    }).encode()
-    config_digest, config_size = blob(config)
-    manifest = json.dumps({
-        "schemaVersion": 2,
-        "mediaType": "application/vnd.oci.image.manifest.v1+json",
-        "config": {"mediaType": "application/vnd.oci.image.config.v1+json",
-                   "digest": config_digest, "size": config_size},
-        "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar",
-                    "digest": layer_digest, "size": layer_size}],
-    }).encode()
-    manifest_digest, manifest_size = blob(manifest)
-    index = json.dumps({
-        "schemaVersion": 2,
-        "mediaType": "application/vnd.oci.image.index.v1+json",
-        "manifests": [{
+    @classmethod
+    def dir(cls, path: str, mode: int = 0o755) -> ImageEntry:
+        return cls(path, tarfile.DIRTYPE, mode)
+
+    @classmethod
+    def symlink(cls, path: str, target: str) -> ImageEntry:
+        return cls(path, tarfile.SYMTYPE, 0o777, link=target)
+
+    @classmethod
+    def hardlink(cls, path: str, target: str) -> ImageEntry:
+        return cls(path, tarfile.LNKTYPE, 0o755, link=target)
+
+
+def busybox_entries(busybox: Path, applets: Sequence[str] = BUSYBOX_APPLETS) -> list[ImageEntry]:
+    """A minimal root: the usual top-level dirs, /bin/busybox with its applet links, root in /etc/passwd."""
+    entries = [ImageEntry.dir(d, 0o1777 if d == "tmp" else 0o755)
+               for d in ("bin", "dev", "etc", "proc", "sys", "tmp", "root", "run", "var")]
+    entries.append(ImageEntry("bin/busybox", data=busybox))
+    entries += [ImageEntry.symlink(f"bin/{applet}", "busybox") for applet in applets if applet != "busybox"]
+    entries.append(ImageEntry("etc/passwd", mode=0o644, data=b"root:x:0:0:root:/root:/bin/sh\n"))
+    return entries
+
+
+def write_oci_image(dest: Path, ref: str, layers: Sequence[Sequence[ImageEntry]], config: dict[str, Any]) -> None:
+    """An OCI image layout tar for this machine's architecture: one uncompressed layer per item of `layers`,
+    `config` as the image config's "config" (Entrypoint, Cmd, Env, ...), `ref` as its name; no registry needed.
+    Layers are spooled to temp files beside `dest`, so large binaries never sit in memory; images that share a
+    layer share its blob (and its snapshot) in containerd."""
+    with contextlib.ExitStack() as stack:
+        blobs: list[tuple[str, int, Any]] = []  # digest, size, file
+        for entries in layers:
+            layer_file = stack.enter_context(tempfile.TemporaryFile(dir=dest.parent))
+            with tarfile.open(fileobj=layer_file, mode="w", format=tarfile.PAX_FORMAT) as layer:
+                for e in entries:
+                    _tar_add(layer, e.path, kind=e.kind, mode=e.mode, data=e.data, link=e.link)
+            size = layer_file.tell()
+            layer_file.seek(0)
+            blobs.append(("sha256:" + hashlib.file_digest(layer_file, "sha256").hexdigest(), size, layer_file))
+
+        def blob(data: bytes) -> tuple[str, int]:
+            return "sha256:" + hashlib.sha256(data).hexdigest(), len(data)
+
+        image_config = json.dumps({
+            "architecture": _go_arch(), "os": "linux", "config": config,
+            "rootfs": {"type": "layers", "diff_ids": [digest for digest, _, _ in blobs]},
+        }).encode()
+        config_digest, config_size = blob(image_config)
+        manifest = json.dumps({
+            "schemaVersion": 2,
             "mediaType": "application/vnd.oci.image.manifest.v1+json",
-            "digest": manifest_digest, "size": manifest_size,
-            "platform": {"architecture": _go_arch(), "os": "linux"},
-            "annotations": {"io.containerd.image.name": ref, "org.opencontainers.image.ref.name": ref},
-        }],
-    }).encode()
-    with tarfile.open(dest, mode="w", format=tarfile.PAX_FORMAT) as out:
-        _tar_add(out, "blobs", kind=tarfile.DIRTYPE, mode=0o755)
-        _tar_add(out, "blobs/sha256", kind=tarfile.DIRTYPE, mode=0o755)
-        for data in (layer_bytes, config, manifest):
-            _tar_add(out, "blobs/sha256/" + blob(data)[0].split(":")[1], kind=tarfile.REGTYPE,
-                     mode=0o644, data=data)
-        _tar_add(out, "oci-layout", kind=tarfile.REGTYPE, mode=0o644, data=b'{"imageLayoutVersion":"1.0.0"}')
-        _tar_add(out, "index.json", kind=tarfile.REGTYPE, mode=0o644, data=index)
+            "config": {"mediaType": "application/vnd.oci.image.config.v1+json",
+                       "digest": config_digest, "size": config_size},
+            "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar", "digest": digest, "size": size}
+                       for digest, size, _ in blobs],
+        }).encode()
+        manifest_digest, manifest_size = blob(manifest)
+        index = json.dumps({
+            "schemaVersion": 2,
+            "mediaType": "application/vnd.oci.image.index.v1+json",
+            "manifests": [{
+                "mediaType": "application/vnd.oci.image.manifest.v1+json",
+                "digest": manifest_digest, "size": manifest_size,
+                "platform": {"architecture": _go_arch(), "os": "linux"},
+                "annotations": {"io.containerd.image.name": ref, "org.opencontainers.image.ref.name": ref},
+            }],
+        }).encode()
+        with tarfile.open(dest, mode="w", format=tarfile.PAX_FORMAT) as out:
+            _tar_add(out, "blobs", kind=tarfile.DIRTYPE, mode=0o755)
+            _tar_add(out, "blobs/sha256", kind=tarfile.DIRTYPE, mode=0o755)
+            written = set()
+            for digest, size, layer_file in blobs:
+                if digest in written:
+                    continue
+                written.add(digest)
+                info = tarfile.TarInfo("blobs/sha256/" + digest.split(":")[1])
+                info.mode, info.mtime, info.size = 0o644, 1_700_000_000, size
+                layer_file.seek(0)
+                out.addfile(info, layer_file)
+            for data in (image_config, manifest):
+                _tar_add(out, "blobs/sha256/" + blob(data)[0].split(":")[1], kind=tarfile.REGTYPE,
+                         mode=0o644, data=data)
+            _tar_add(out, "oci-layout", kind=tarfile.REGTYPE, mode=0o644, data=b'{"imageLayoutVersion":"1.0.0"}')
+            _tar_add(out, "index.json", kind=tarfile.REGTYPE, mode=0o644, data=index)
+
+
+def build_image(busybox: Path, dest: Path, ref: str = IMAGE_REF) -> None:
+    """The sandbox's pod image: busybox and its applet links, `/bin/sh` as its command."""
+    write_oci_image(dest, ref, [busybox_entries(busybox)],
+                    {"Env": ["PATH=/bin"], "Cmd": ["/bin/sh"], "WorkingDir": "/"})
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -472,11 +530,13 @@ class Sandbox:
         self._bound = bound
         self.active = node
 
-    def run_pod(self, timeout: float = 90) -> PodResult:
+    def run_pod(self, timeout: float = 90, *, image: str = IMAGE_REF,
+                command: Sequence[str] = POD_COMMAND) -> PodResult:
         """Start a pod on the active node the way a CRI runtime does, wait for it, remove it.
 
-        The pod prints its eth0 address; a failed network setup yields ctr's own error message. Whatever
-        a failed run leaves (task, container, snapshot) is removed.
+        The pod (`image`, already imported) runs `command`, by default printing its eth0 address; a failed
+        network setup yields ctr's own error message. Whatever a failed run leaves (task, container, snapshot)
+        is removed.
         """
         if self.active is None:
             raise SandboxError("no active node: call new_node() first")
@@ -486,7 +546,7 @@ class Sandbox:
         try:
             r = self.ctr("run", "--rm", "--cni", "--snapshotter", "native",
                          "--runc-root", str(self.tmp / "runc" if self.tmp else ""),
-                         IMAGE_REF, cid, *POD_COMMAND, timeout=timeout)
+                         image, cid, *command, timeout=timeout)
             result = PodResult(cid, r.returncode, r.stdout, r.stderr)
         except subprocess.TimeoutExpired as e:
             out = e.stdout.decode() if isinstance(e.stdout, bytes) else (e.stdout or "")
