@@ -32,6 +32,27 @@ class HelmMissingError(RuntimeError):
     pass
 
 
+class RealPartMissingError(RuntimeError):
+    pass
+
+
+def real_part(part: str) -> Path:
+    """The directory `tools/build-real` built PART into (ct, helm-unittest, helm3, ...). Raises if not built.
+
+    The directory comes from `tools/build-real --print-dir PART` (a hash of the part's pinned inputs), so a
+    build for other inputs never passes for this one.
+    """
+    proc = subprocess.run([str(REPO_ROOT / "tools" / "build-real"), "--print-dir", part], capture_output=True,
+                          text=True, check=False, timeout=60)
+    if proc.returncode != 0:
+        raise RealPartMissingError(f"tools/build-real --print-dir {part} failed: {proc.stdout}{proc.stderr}")
+    path = Path(proc.stdout.strip())
+    if not (path / ".done").is_file():
+        raise RealPartMissingError(f"{part} is not built for the pinned inputs ({path} missing). "
+                                   f"Build it with: tools/build-real {part} (tools/install-deps does)")
+    return path
+
+
 @dataclass(frozen=True)
 class RenderResult:
     """Outcome of one `helm template`: the documents with the template each came from, or the error."""
@@ -107,6 +128,7 @@ class Helm:
     version: str
     path: Path
     home: Path  # isolated HELM_*_HOME so the tests never read or write the user's Helm config
+    plugins: Path | None = None  # HELM_PLUGINS (default: the isolated home's own, empty)
 
     @property
     def major(self) -> int:
@@ -120,6 +142,8 @@ class Helm:
             HELM_DATA_HOME=str(self.home / "data"),
             KUBECONFIG=str(self.home / "no-kubeconfig"),
         )
+        if self.plugins is not None:
+            env["HELM_PLUGINS"] = str(self.plugins)
         return env
 
     def run(self, *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
