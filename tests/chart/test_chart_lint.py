@@ -1,4 +1,10 @@
-"""What `ct lint` checks, done here with the same tools: helm lint --strict, yamllint, yamale; plus the README."""
+"""Chart lint beyond what `ct lint` (test_chart_ct.py) covers, and the README.
+
+ct lints Chart.yaml (yamale, yamllint), values.yaml and ci/*-values.yaml (yamllint) and runs helm lint once
+per ci/*-values.yaml. Here: helm lint --strict with the chart's defaults, under both Helm binaries; yamllint
+with ct's rules on the YAML ct does not read (the helm-unittest suites, ct.yaml); .yamllint staying ct's
+lintconf.yaml; the README generated from values.yaml.
+"""
 
 from __future__ import annotations
 
@@ -8,9 +14,8 @@ import subprocess
 from pathlib import Path
 
 import pytest
-import yamale  # type: ignore[import-untyped]
 import yaml
-from helm import CHART_DIR, CI_VALUES, REPO_ROOT, Helm
+from helm import CHART_DIR, CI_VALUES, REPO_ROOT, Helm, RealPartMissingError, real_part
 from yamllint import linter  # type: ignore[import-untyped]
 from yamllint.config import YamlLintConfig  # type: ignore[import-untyped]
 
@@ -31,9 +36,9 @@ def test_ci_values_files_cover_the_required_scenarios() -> None:
 
 
 @pytest.mark.helm
-@pytest.mark.parametrize("values_file", [None, *CI_VALUES], ids=lambda p: p.name if p else "defaults")
-def test_helm_lint_strict_is_clean(helm: Helm, values_file: Path | None) -> None:
-    proc = helm.lint(values_file)
+def test_helm_lint_strict_is_clean_with_the_defaults(helm: Helm) -> None:
+    """ct lints once per ci/*-values.yaml and never with the chart's defaults alone."""
+    proc = helm.lint()
     output = proc.stdout + proc.stderr
     assert proc.returncode == 0, output
     assert "[WARNING]" not in output and "[ERROR]" not in output, output
@@ -41,8 +46,8 @@ def test_helm_lint_strict_is_clean(helm: Helm, values_file: Path | None) -> None
 
 
 def _yamllint_files() -> list[Path]:
-    return [CHART_DIR / "Chart.yaml", CHART_DIR / "values.yaml", *CI_VALUES,
-            *sorted((CHART_DIR / "tests").glob("*_test.yaml")), REPO_ROOT / "ct.yaml"]
+    """The YAML of the chart that ct does not lint itself (it lints Chart.yaml, values.yaml, ci/*)."""
+    return [*sorted((CHART_DIR / "tests").glob("*_test.yaml")), REPO_ROOT / "ct.yaml"]
 
 
 @pytest.mark.parametrize("path", _yamllint_files(), ids=lambda p: str(p.relative_to(REPO_ROOT)))
@@ -53,22 +58,15 @@ def test_yamllint_with_ct_lint_conf(path: Path) -> None:
                                    for p in problems)
 
 
-def test_yamllint_conf_is_cts_default() -> None:
-    """.yamllint must stay chart-testing's lint-conf: the rules ct applies, no relaxations."""
-    ours = yaml.safe_load((REPO_ROOT / ".yamllint").read_text())
-    assert ours["rules"]["key-duplicates"] == "enable"
-    assert ours["rules"]["line-length"] == "disable"
-    assert ours["rules"]["truthy"] == {"level": "warning"}
-    assert ours["rules"]["indentation"] == {"spaces": "consistent", "indent-sequences": "whatever",
-                                            "check-multi-line-strings": False}
-    assert ours["rules"]["document-start"] == "disable"
-    assert "extends" not in ours
-
-
-def test_chart_yaml_matches_ct_chart_schema() -> None:
-    schema = yamale.make_schema(str(REPO_ROOT / "tests" / "chart" / "ct_chart_schema.yaml"))
-    data = yamale.make_data(str(CHART_DIR / "Chart.yaml"))
-    yamale.validate(schema, data, strict=True)
+def test_yamllint_conf_is_cts_own() -> None:
+    """.yamllint (used for the YAML ct does not lint) is ct's etc/lintconf.yaml below its header comment."""
+    try:
+        cts = (real_part("ct") / "etc" / "lintconf.yaml").read_text()
+    except RealPartMissingError as exc:
+        pytest.fail(str(exc), pytrace=False)
+    ours = (REPO_ROOT / ".yamllint").read_text()
+    body = "".join(line for line in ours.splitlines(keepends=True) if not line.startswith("# "))
+    assert body == cts, "resync .yamllint with chart-testing's etc/lintconf.yaml (keep the header comment)"
 
 
 def test_chart_yaml_metadata() -> None:
@@ -80,13 +78,15 @@ def test_chart_yaml_metadata() -> None:
     assert chart["kubeVersion"] == ">=1.29.0-0"
 
 
-def test_ct_yaml_points_at_this_chart_and_its_configs() -> None:
+def test_ct_yaml_points_at_this_chart_and_cts_own_configs() -> None:
     ct = yaml.safe_load((REPO_ROOT / "ct.yaml").read_text())
     assert ct["chart-dirs"] == ["."]
     assert ct["charts"] == ["chart"]
     assert ct["validate-maintainers"] is False
-    assert (REPO_ROOT / ct["lint-conf"]).is_file()
-    assert (REPO_ROOT / ct["chart-yaml-schema"]).is_file()
+    assert ct["validate-chart-schema"] is True and ct["validate-yaml"] is True
+    assert ct["check-version-increment"] is False  # ct.yaml says why
+    # ct's own etc/chart_schema.yaml and etc/lintconf.yaml (CT_CONFIG_DIR), not copies in the repository
+    assert "chart-yaml-schema" not in ct and "lint-conf" not in ct
 
 
 def _run_readme_generator(values: Path, readme: Path) -> subprocess.CompletedProcess[str]:
