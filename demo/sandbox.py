@@ -444,9 +444,7 @@ class Sandbox:
             why = line or ("it exited" if self._driver.poll() is not None else f"no answer in {timeout:.0f} s")
             raise SandboxError(f"the namespace driver did not come up ({why}):\n{detail}")
         self.containerd_pid = int(line.split()[1])
-        r = self.ctr("images", "import", "--snapshotter", "native", str(tmp / "image.tar"), timeout=120)
-        if r.returncode != 0 or IMAGE_REF not in self.ctr("images", "ls", "-q").stdout:
-            raise SandboxError(f"importing the busybox image failed: {r.stdout}{r.stderr}")
+        self.import_image(tmp / "image.tar", IMAGE_REF, timeout=120)
 
     def close(self) -> None:
         """Remove every task and container, stop containerd and the namespace, delete the temp dir."""
@@ -493,6 +491,14 @@ class Sandbox:
 
     def ctr(self, *args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
         return self.nsexec("ctr", "-a", str(self.sock), "-n", CTR_NAMESPACE, *args, timeout=timeout)
+
+    def import_image(self, archive: Path, ref: str, snapshotter: str = "native", timeout: float = 600) -> float:
+        """Import an OCI archive that holds `ref`, unpacked for `snapshotter`; returns the seconds it took."""
+        t0 = time.monotonic()
+        r = self.ctr("images", "import", "--snapshotter", snapshotter, str(archive), timeout=timeout)
+        if r.returncode != 0 or ref not in self.ctr("images", "ls", "-q").stdout.split():
+            raise SandboxError(f"importing {archive.name} ({ref}) failed: {r.stdout}{r.stderr}")
+        return time.monotonic() - t0
 
     # -- nodes
 
