@@ -28,6 +28,15 @@ def real_bin_dir() -> Path:
     return Path(out).parent / "bin"
 
 
+# tools/build-image names the cleanup image multus-cleanup:test; a pod's `multus-cleanup:test` means
+# docker.io/library/multus-cleanup:test, so the nodes also carry it under a name of the cluster's own
+HOOK_IMAGE_BUILT = "multus-cleanup:test"
+HOOK_REPOSITORY = "localhost/multus-cleanup"
+HOOK_TAG = "test"
+HOOK_IMAGE = f"{HOOK_REPOSITORY}:{HOOK_TAG}"
+HOOK_IMAGE_TAGS = ((HOOK_IMAGE_BUILT, f"docker.io/library/{HOOK_IMAGE_BUILT}"), (HOOK_IMAGE_BUILT, HOOK_IMAGE))
+
+
 def hook_image_archive() -> Path | None:
     """The cleanup image tools/build-image writes, if it was built."""
     path = Path(os.environ.get("MULTUS_IMAGE_CACHE", ROOT / ".cache" / "image")) / "multus-cleanup.tar"
@@ -63,6 +72,7 @@ def main(argv: list[str] | None = None) -> int:
             bins = real_bin_dir()
             archives = cluster_images(bins, ROOT / ".cache" / "cluster-images")
             c = cluster.up(args.dir, bins, nodes=args.nodes, images=archives, pause_image=images.PAUSE_IMAGE,
+                           image_tags=HOOK_IMAGE_TAGS if hook_image_archive() else (),
                            node_monitor_grace_seconds=args.node_monitor_grace_period,
                            log=lambda m: print(m, file=sys.stderr))
             print(c.kubeconfig)

@@ -5,7 +5,8 @@ Layout, all under one directory DIR:
 - DIR/state.json: what `up` started (PIDs, namespaces, cgroup), so `down` stops exactly that;
 - DIR/pki, DIR/control-plane (etcd data, configs), DIR/logs/*.log (one per process);
 - DIR/nodes/NAME/root/...: the node's own /etc/cni/net.d, /opt/cni/bin, /var/lib/cni, /var/lib/kubelet,
-  /var/lib/containerd, /run/multus, /var/log/pods: what a test inspects to see a node's files.
+  /var/lib/containerd, /var/log/pods: what a test inspects to see a node's files (/run is the node's own
+  tmpfs, as on a real node: read it with Cluster.in_node).
 
 Network: a hub network namespace holds a bridge (HUB_IP) and the control plane; each node has a namespace
 of its own with `eth0` (a veth into the hub bridge), its pod bridge `cni0` and routes to the other nodes'
@@ -44,7 +45,7 @@ CONTROL_PLANE_TAINT = "node-role.kubernetes.io/control-plane"
 PLUGINS = ("bridge", "host-local", "loopback", "portmap")
 SYSTEM_CNI_DIR = Path("/usr/lib/cni")
 NODE_DIRS = ("etc/cni/net.d", "opt/cni/bin", "var/lib/cni", "var/lib/kubelet", "var/lib/containerd",
-             "var/log/pods", "var/log/containers", "run/multus")
+             "var/log/pods", "var/log/containers")
 # the node's view must not hide DIR: /run is a fresh tmpfs in every node's mount namespace
 FORBIDDEN_DIR_PARENTS = ("/run", "/var/run", "/sys", "/proc", "/dev")
 REQUIRED_COMMANDS = {"containerd": "containerd", "ctr": "containerd", "runc": "runc", "ip": "iproute2",
@@ -302,16 +303,21 @@ class Cluster:
         _wait(f"nodes {sorted(wanted)} Ready", lambda: wanted <= self.ready_nodes(), timeout,
               lambda: f"Ready: {sorted(self.ready_nodes())}; see {self.dir / 'logs'}")
 
-    def import_images(self, archives: Sequence[Path], nodes: Sequence[str] | None = None) -> None:
-        """Import OCI archives into the nodes' containerd (k8s.io namespace), the nodes in parallel."""
+    def import_images(self, archives: Sequence[Path], nodes: Sequence[str] | None = None,
+                      tags: Sequence[tuple[str, str]] = ()) -> None:
+        """Import OCI archives into the nodes' containerd (k8s.io namespace), the nodes in parallel; then add
+        each (source, target) tag. An archive named `name:tag` is stored under that short name, which the CRI
+        plugin only knows as docker.io/library/name:tag: tag it with that name too, or pods cannot use it."""
         errors: list[str] = []
 
         def one(node: str) -> None:
-            for archive in archives:
-                try:
+            try:
+                for archive in archives:
                     self.ctr(node, "images", "import", str(archive))
-                except ClusterError as exc:
-                    errors.append(f"{node}: {exc}")
+                for source, target in tags:
+                    self.ctr(node, "images", "tag", "--force", source, target)
+            except ClusterError as exc:
+                errors.append(f"{node}: {exc}")
 
         threads = [threading.Thread(target=one, args=(n,)) for n in (nodes or [n.name for n in self.state.nodes])]
         for t in threads:
@@ -531,6 +537,7 @@ def _control_plane_args(state: State, bins: Path, users: dict[str, pki.TokenUser
 
 
 def up(directory: Path, bins: Path, *, nodes: int = 2, images: Sequence[Path] = (), pause_image: str,
+       image_tags: Sequence[tuple[str, str]] = (),
        node_monitor_grace_seconds: int | None = None, log: Callable[[str], None] = print) -> Cluster:
     """Stand up a cluster in DIR (which must not hold one) and return it with every node Ready."""
     if nodes < 1:
@@ -601,7 +608,7 @@ def up(directory: Path, bins: Path, *, nodes: int = 2, images: Sequence[Path] = 
                   30, lambda n=n: _tail(d / "logs" / f"{n.name}-containerd.log"))  # type: ignore[misc]
         say("containerd running on every node")
         if images:
-            cluster.import_images(images)
+            cluster.import_images(images, tags=image_tags)
             say(f"{len(images)} image(s) imported into every node")
         for n in cluster.state.nodes:
             cluster.start_kubelet(n.name)

@@ -107,6 +107,8 @@ def image_specs(multus_bin: Path, busybox: Path, applets: Sequence[str]) -> list
     shell = sandbox.busybox_entries(busybox, applets)
     multus = [
         *shell, *_dirs("usr", "usr/src", MULTUS_SRC_DIR, MULTUS_BIN_DIR),
+        # as in upstream's Debian-based images: the runtime hands Multus netns paths under /var/run/netns
+        ImageEntry.symlink("var/run", "/run"),
         *(ImageEntry(f"{MULTUS_BIN_DIR}/{n}", data=multus_bin / n) for n in MULTUS_BINARIES),
     ]
     license_file = multus_bin.parent / "LICENSE"

@@ -1,0 +1,53 @@
+"""`helm install` and `helm uninstall` of the chart on the real cluster, with the real Helm 3 and Helm 4:
+Multus Running on every node, a pod attached to a second network, then the pre-delete hook Job under the
+real Job controller, its node pods under the real kubelets, and afterwards every node able to start pods."""
+
+from __future__ import annotations
+
+import ipaddress
+
+import pytest
+from clusterkit import HELM3, HELM4, NAD_SUBNET, NAMESPACE, PRIMARY_CONFIG, ClusterKit
+
+pytestmark = pytest.mark.cluster
+
+SCENARIOS = [
+    pytest.param(HELM3, ("mode=thick",), id="helm3-thick"),
+    pytest.param(HELM4, ("mode=thin",), id="helm4-thin"),
+    # renameConfFile with cleanupConfigOnExit would leave the node without any config on a Multus restart
+    pytest.param(HELM4, ("mode=thin", "config.renameConfFile=true", "config.cleanupConfigOnExit=false"),
+                 id="helm4-thin-renameConfFile"),
+]
+
+
+@pytest.mark.parametrize(("helm", "values"), SCENARIOS)
+def test_install_attach_uninstall(clean_cluster: ClusterKit, helm: str, values: tuple[str, ...]) -> None:
+    kit = clean_cluster
+    kit.install(helm, "multus", *values)
+    kit.multus_pods_running()
+    for node in kit.nodes:
+        assert kit.multus_leftovers(node), f"{node}: Multus wrote nothing"
+        assert kit.loaded_config(node).startswith("00-multus"), f"{node}: the runtime does not load Multus"
+    if "config.renameConfFile=true" in values:
+        for node in kit.nodes:
+            net_d = kit.cluster.node_root(node) / "etc/cni/net.d"
+            assert (net_d / f"{PRIMARY_CONFIG}.old").exists() and not (net_d / PRIMARY_CONFIG).exists()
+
+    kit.second_network()
+    worker = kit.nodes[-1]
+    kit.start_pod("attached", worker, networks="second")
+    kit.wait_running("attached")
+    net1 = kit.net1_address("attached")
+    assert ipaddress.ip_address(net1) in ipaddress.ip_network(NAD_SUBNET), f"net1 {net1} is not from the NAD"
+
+    result = kit.uninstall(helm)
+    assert result.returncode == 0, f"helm uninstall failed:\n{result.stdout}\n{result.stderr}"
+    assert kit.helm(helm, "status", "multus", "-n", NAMESPACE, check=False).returncode != 0, "release still there"
+    assert not kit.pods(NAMESPACE, "app.kubernetes.io/instance=multus"), "Multus or cleanup pods left"
+    assert kit.cleanup_pod_nodes() >= set(kit.nodes), "a node's cleanup pod never started under its kubelet"
+    for node in kit.nodes:
+        assert kit.multus_leftovers(node) == [], f"{node}: Multus files left after the uninstall"
+        assert kit.loaded_config(node) == PRIMARY_CONFIG, f"{node}: the runtime loads {kit.loaded_config(node)}"
+        primary = kit.cluster.node_root(node) / "etc/cni/net.d" / PRIMARY_CONFIG
+        assert primary.read_bytes() == kit.primary[node], f"{node}: the primary config changed"
+    kit.pod_on_every_node("after")
