@@ -51,7 +51,14 @@ def test_the_job_is_a_pre_delete_hook_helm_and_argo_cd_wait_for(helm: Helm, rend
     pod = spec["template"]["spec"]
     assert pod["hostNetwork"] is True and pod["restartPolicy"] == "Never"
     assert pod["serviceAccountName"] == "multus-cleanup"
-    assert pod["tolerations"] == [{"operator": "Exists"}]
+    # never the not-ready/unreachable taints: a Job placed on a NotReady node would never start
+    assert pod["tolerations"] == [
+        {"key": "node-role.kubernetes.io/control-plane", "operator": "Exists", "effect": "NoSchedule"},
+        {"key": "CriticalAddonsOnly", "operator": "Exists"}]
+    terms = pod["affinity"]["nodeAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"]["nodeSelectorTerms"]
+    assert {(e["key"], e["operator"], tuple(e["values"])) for e in terms[0]["matchExpressions"]} == {
+        ("kubernetes.io/os", "In", ("linux",)), ("kubernetes.io/arch", "In", ("amd64", "arm64")),
+        ("type", "NotIn", ("virtual-kubelet",)), ("eks.amazonaws.com/compute-type", "NotIn", ("fargate",))}
     container = pod["containers"][0]
     assert container["args"] == ["run", "--config", "/etc/multus-cleanup/config.yaml"]
     assert container["securityContext"]["readOnlyRootFilesystem"] is True
@@ -157,3 +164,15 @@ def test_repair_mode_runs_the_cleanup_as_an_ordinary_job_without_multus(helm: He
     assert result.kind("DaemonSet") == []
     config = parse_config(config_of(objects))
     assert [(r.namespace, r.name) for r in config.cluster.multus_daemonsets] == [("kube-system", "kube-multus-ds")]
+
+
+@pytest.mark.parametrize(("toleration", "message"), [
+    ({"operator": "Exists"}, "key"),
+    ({"key": "node.kubernetes.io/unreachable", "operator": "Exists"}, "must not tolerate node.kubernetes.io/unreachable"),
+    ({"key": "node.kubernetes.io/not-ready", "operator": "Exists", "effect": "NoSchedule"},
+     "must not tolerate node.kubernetes.io/not-ready"),
+])
+def test_the_job_refuses_tolerations_that_would_place_it_on_a_not_ready_node(
+        helm: Helm, render: Render, toleration: dict[str, str], message: str) -> None:
+    result = render(helm, set_values={"cleanup.tolerations": [toleration]})
+    assert not result.ok and "tolerations" in result.stderr and message in result.stderr, result.stderr
