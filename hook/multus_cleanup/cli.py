@@ -15,7 +15,9 @@ from .config import ConfigError
 EXIT_CLEAN, EXIT_NOT_CLEAN, EXIT_USAGE = 0, 1, 2
 
 
-def build_parser(env: Mapping[str, str] = os.environ) -> argparse.ArgumentParser:
+def build_parser(env: Mapping[str, str] = os.environ, *, cluster_commands: bool = True) -> argparse.ArgumentParser:
+    """The whole command line; `cluster_commands=False` leaves out run/plan/check, whose arguments live in
+    the orchestrator's package: `multus-cleanup node` never imports `multus_cleanup.cluster` at all."""
     parser = argparse.ArgumentParser(
         prog="multus-cleanup",
         description="Uninstall Multus CNI completely: clean every node, restore the primary CNI config, "
@@ -44,9 +46,10 @@ def build_parser(env: Mapping[str, str] = os.environ) -> argparse.ArgumentParser
     node.add_argument("--node-name", default=env.get("NODE_NAME") or socket.gethostname(),
                       help="the node's name in the report (default: $NODE_NAME or the hostname)")
 
-    from .cluster.cli import register  # cheap: defines arguments only, imports no API client
+    if cluster_commands:
+        from .cluster.cli import register  # cheap: defines arguments only, imports no API client
 
-    register(commands)
+        register(commands)
     return parser
 
 
@@ -55,7 +58,9 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
     """`environ`, `stdout` and `stderr` stand in for the process's own (tests run several commands at once)."""
     env = os.environ if environ is None else environ
     out, err_out = stdout or sys.stdout, stderr or sys.stderr
-    args = build_parser(env).parse_args(argv)
+    words = sys.argv[1:] if argv is None else list(argv)
+    # the node engine's command builds only its own parser (the import contract in pyproject.toml)
+    args = build_parser(env, cluster_commands=words[:1] != ["node"]).parse_args(words)
     try:
         if args.command == "node":
             return _node(args, env, out, err_out)
@@ -71,6 +76,7 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
 def _node(args: argparse.Namespace, env: Mapping[str, str], out: TextIO, err_out: TextIO) -> int:
     from .config import CONFIG_ENV, load_config
     from .node.engine import NodeRun, check_backup_dir, clean_node
+    from .report import LOG_REPORT_PREFIX
 
     config = load_config(args.config, env.get(CONFIG_ENV))
     if not os.path.isdir(args.host_root):
@@ -88,6 +94,9 @@ def _node(args: argparse.Namespace, env: Mapping[str, str], out: TextIO, err_out
     if args.report_file:
         with open(args.report_file, "w", encoding="utf-8") as handle:  # may be a device file
             handle.write(report.to_termination_message())
+        # The whole report, whatever its size: the orchestrator reads it from the pod's log when the
+        # termination message (capped at 4 KiB by the kubelet) does not parse.
+        print(LOG_REPORT_PREFIX + report.to_json(compact=True), file=out)
     if args.dry_run:
         return EXIT_CLEAN
     return EXIT_CLEAN if report.clean else EXIT_NOT_CLEAN

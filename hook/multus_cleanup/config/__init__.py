@@ -1,7 +1,8 @@
-"""The one config model shared by the node engine and the orchestrator, loaded from YAML."""
+"""The one config model shared by the node engine and the orchestrator, loaded from YAML (or JSON)."""
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -29,12 +30,14 @@ CONFIG_ENV = "MULTUS_CLEANUP_CONFIG"
 
 
 def load_config(path: str | None, env_text: str | None = None) -> CleanupConfig:
-    """Load the YAML config from a file, else from the text of $MULTUS_CLEANUP_CONFIG (how node pods get
-    theirs), else the built-in Multus v4 defaults."""
+    """Load the config from a file, else from the text of $MULTUS_CLEANUP_CONFIG (how node pods get theirs),
+    else the built-in Multus v4 defaults.
+
+    The text is YAML; JSON text (what the orchestrator gives node pods, and JSON is YAML) is parsed with the
+    standard library, so `multus-cleanup node` on a node never loads a YAML parser. The lazy `import yaml`
+    below is the one edge the import contract (pyproject.toml) allows between the engine's modules and yaml."""
     if path is None and not env_text:
         return CleanupConfig()
-    import yaml  # lazily: the default path needs no YAML parser
-
     if path is not None:
         source = path
         try:
@@ -43,6 +46,13 @@ def load_config(path: str | None, env_text: str | None = None) -> CleanupConfig:
             raise ConfigError("--config", f"cannot read {path}: {err.strerror}") from err
     else:
         source, text = f"${CONFIG_ENV}", env_text or ""
+    if text.lstrip().startswith("{"):
+        try:
+            return parse_config(json.loads(text))
+        except json.JSONDecodeError:
+            pass  # a YAML flow mapping, not JSON: YAML reads it
+    import yaml  # lazily: only YAML text needs a YAML parser
+
     try:
         raw = yaml.safe_load(text)
     except yaml.YAMLError as err:
