@@ -7,6 +7,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 SCHEMA_VERSION = 1
+# The kubelet keeps the LAST 4096 bytes of a termination message file: a longer report loses its start and
+# no longer parses. Reports are capped below it.
+TERMINATION_MESSAGE_LIMIT = 4096
+# The full report's line in the node pod's log, read when the termination message does not parse.
+LOG_REPORT_PREFIX = "multus-cleanup-report: "
+_LISTS = ("found", "removed", "restored", "backed_up", "kept", "errors")
 
 
 @dataclass(frozen=True)
@@ -44,6 +50,7 @@ class NodeReport:
     pod_error_before: str | None = None
     pod_error_after: str | None = None
     errors: list[str] = field(default_factory=list)
+    truncated: bool = False  # lists or strings were cut to fit a termination message
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -61,6 +68,7 @@ class NodeReport:
             "pod_error_before": self.pod_error_before,
             "pod_error_after": self.pod_error_after,
             "errors": self.errors,
+            **({"truncated": True} if self.truncated else {}),
         }
 
     def to_json(self, *, compact: bool = False) -> str:
@@ -68,18 +76,23 @@ class NodeReport:
             return json.dumps(self.to_dict(), separators=(",", ":"), sort_keys=False)
         return json.dumps(self.to_dict(), indent=2)
 
-    def to_termination_message(self, limit: int = 4096) -> str:
-        """Compact JSON within a pod's termination-message limit: long path lists are cut, counted."""
+    def to_termination_message(self, limit: int = TERMINATION_MESSAGE_LIMIT) -> str:
+        """Compact JSON of at most `limit` bytes, so the kubelet keeps all of it and it parses.
+
+        When the whole report does not fit, every list keeps its first items and every string its start,
+        both halved until it fits; `truncated` says so and `omitted` counts the list items left out. The
+        node pod's log has the full report (LOG_REPORT_PREFIX)."""
         text = self.to_json(compact=True)
         if len(text.encode()) <= limit:
             return text
-        data = self.to_dict()
-        for key in ("found", "removed", "kept", "backed_up", "restored", "errors"):
-            items = data[key]
-            while len(items) > 1 and len(json.dumps(data, separators=(",", ":")).encode()) > limit:
-                items.pop()
-                data["truncated"] = True
-        return json.dumps(data, separators=(",", ":"))
+        full = self.to_dict()
+        for items, chars in _budgets(max(len(full[k]) for k in _LISTS)):
+            text = json.dumps(_shrunk(full, items, chars), separators=(",", ":"))
+            if len(text.encode()) <= limit:
+                return text
+        # Only with an absurd limit or node name: never hand the kubelet a document it would cut.
+        return NodeReport(node=self.node[:63], host_root=self.host_root[:63], dry_run=self.dry_run,
+                          clean=self.clean, truncated=True).to_json(compact=True)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> NodeReport:
@@ -99,6 +112,7 @@ class NodeReport:
                 pod_error_before=data.get("pod_error_before"),
                 pod_error_after=data.get("pod_error_after"),
                 errors=[str(e) for e in data["errors"]],
+                truncated=bool(data.get("truncated", False)),
             )
         except (KeyError, TypeError) as err:
             raise ValueError(f"not a node report: missing or malformed {err}") from err
@@ -133,8 +147,52 @@ class NodeReport:
             lines.append(f"  the runtime {'would load' if self.dry_run else 'loads'} {self.primary_config}")
         for error in self.errors:
             lines.append(f"  ERROR: {error}")
+        if self.truncated:
+            lines.append("  (report shortened to fit the pod's termination message; the node pod's log has it all)")
         if self.dry_run:
             lines.append(f"  result: {'clean now' if self.clean else 'not clean now'}")
         else:
             lines.append(f"  result: {'CLEAN, new pods use the primary CNI' if self.clean else 'NOT CLEAN'}")
         return "\n".join(lines)
+
+
+def _shorten(value: Any, chars: int) -> Any:
+    """Every string in `value` cut to `chars` characters, marked with an ellipsis."""
+    if isinstance(value, str):
+        return value if len(value) <= chars else value[:chars - 1] + "\u2026"
+    if isinstance(value, list):
+        return [_shorten(v, chars) for v in value]
+    if isinstance(value, dict):
+        return {k: _shorten(v, chars) for k, v in value.items()}
+    return value
+
+
+def _budgets(most: int) -> list[tuple[int, int]]:
+    """(items per list, characters per string), tried in order: first fewer items, keeping the first
+    (most telling) error whole as long as possible, then shorter strings, then empty lists."""
+    budgets, items = [(most, 1024)], most
+    while items > 1:
+        items //= 2
+        budgets.append((max(items, 1), 1024))
+    budgets += [(1, chars) for chars in (512, 256, 128, 64, 32, 16)]
+    return [*budgets, (0, 16)]
+
+
+def _shrunk(full: dict[str, Any], items: int, chars: int) -> dict[str, Any]:
+    # The node's name stays whole: it is what the summary is keyed by.
+    data = {k: v if k == "node" else _shorten(v, chars) for k, v in full.items()}
+    omitted = {k: len(full[k]) - items for k in _LISTS if len(full[k]) > items}
+    for key in omitted:
+        data[key] = data[key][:items]
+    data["truncated"] = True
+    if omitted:
+        data["omitted"] = omitted
+    return data
+
+
+def report_from_log(log: str) -> NodeReport:
+    """The full report from a node pod's log: its last LOG_REPORT_PREFIX line. Raises ValueError."""
+    for line in reversed(log.splitlines()):
+        if line.startswith(LOG_REPORT_PREFIX):
+            return NodeReport.from_json(line[len(LOG_REPORT_PREFIX):])
+    raise ValueError("not a node report: the log has no report line")

@@ -56,3 +56,50 @@ def test_dry_run_text_says_would() -> None:
     assert "[dry run: nothing changed]" in text and "would remove /etc/cni/net.d/00-multus.conf" in text
     assert "ERROR: cannot remove x: permission denied" in text and text.endswith("result: not clean now")
     assert "no Multus files found" in NodeReport(node="n", host_root="/h").to_text()
+
+
+def huge_report() -> NodeReport:
+    """A node with hundreds of leftover cache entries and an error naming them all: ~60 KiB of JSON."""
+    cache = [f"/var/lib/cni/multus/results/{i:04d}-{'c' * 48}-eth0" for i in range(400)]
+    return NodeReport(node="worker-with-a-rather-long-name-1", host_root="/host", found=cache, removed=cache[:300],
+                      kept=[Kept(p, "a mount point " + "x" * 300) for p in cache[:50]],
+                      errors=["cannot remove /var/lib/cni/multus: permission denied",
+                              "still on the node: " + ", ".join(cache)],
+                      pod_error_before="é" * 5000)  # non-ASCII: the limit is in bytes
+
+
+@pytest.mark.parametrize("limit", [4096, 1024, 300])
+def test_a_huge_report_is_capped_to_a_termination_message_that_parses(limit: int) -> None:
+    report = huge_report()
+    assert len(report.to_json(compact=True).encode()) > 16 * limit
+    message = report.to_termination_message(limit)
+    assert len(message.encode()) <= limit
+    capped = NodeReport.from_json(message)
+    assert capped.truncated and capped.node == report.node and capped.clean is False
+    if limit >= 1024:  # the first (most telling) error survives, shortened at worst
+        assert capped.errors and capped.errors[0].startswith("cannot remove /var/lib/cni/mult")
+    for kept, full in [*zip(capped.found, report.found, strict=False),
+                       *zip(capped.errors, report.errors, strict=False)]:
+        assert full.startswith(kept.removesuffix("…")), "a string is cut at its end, never rewritten"
+    assert "shortened" in capped.to_text()
+
+
+def test_the_kubelet_keeps_the_tail_so_an_uncapped_report_would_not_parse() -> None:
+    text = huge_report().to_json(compact=True).encode()
+    with pytest.raises(ValueError, match="not a node report"):
+        NodeReport.from_json(text[-4096:].decode(errors="ignore"))
+
+
+def test_a_report_that_fits_is_not_marked_truncated() -> None:
+    message = full_report().to_termination_message()
+    assert "truncated" not in message and NodeReport.from_json(message) == full_report()
+
+
+def test_the_full_report_is_read_back_from_the_pod_log() -> None:
+    from multus_cleanup.report import LOG_REPORT_PREFIX, report_from_log
+
+    report = huge_report()
+    log = report.to_text() + "\n" + LOG_REPORT_PREFIX + report.to_json(compact=True) + "\n"
+    assert report_from_log(log) == report
+    with pytest.raises(ValueError, match="no report line"):
+        report_from_log(report.to_text())
