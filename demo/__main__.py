@@ -208,7 +208,17 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--scenario", choices=[*SCENARIOS, "all"], default="thin",
                     help="thin: config left, binary gone (default); rename-conf-file: the primary was renamed "
                          "*.old and only Multus's config deleted; thick: stale daemon socket; all: each")
+    ap.add_argument("--cluster", action="store_true",
+                    help="the whole story on a throwaway Kubernetes cluster: install, a pod with a second network, "
+                         "a naive delete that breaks pods and its repair, helm uninstall with the hook")
     args = ap.parse_args(argv)
+    if args.cluster:
+        if os.geteuid() != 0:
+            print("run as root: sudo python3 -m demo --cluster   (it runs a cluster in namespaces of its own)",
+                  file=sys.stderr)
+            return 2
+        from . import cluster_story
+        return cluster_story.main()
     if os.geteuid() != 0:
         print("run as root: sudo python3 -m demo   (it creates namespaces and runs containerd)",
               file=sys.stderr)

@@ -261,7 +261,8 @@ host paths, so the cleanup removes exactly what this release's Multus writes.
 {{- with $c.backupDir }}{{- $_ := set $pod "backupDir" . -}}{{- end -}}
 {{- $cluster := dict "namespace" (include "multus.namespace" .)
       "multusDaemonSets" (include "multus.cleanupDaemonSets" . | fromYamlArray) "nodeSelector" $c.nodeSelector
-      "unreachableNodes" $c.unreachableNodes "concurrency" $c.concurrency "nodeRetries" $c.nodeRetries
+      "unreachableNodes" $c.unreachableNodes "attachedPods" $c.attachedPods
+      "concurrency" $c.concurrency "nodeRetries" $c.nodeRetries
       "nodeTimeoutSeconds" $c.nodeTimeoutSeconds "stopTimeoutSeconds" $c.stopTimeoutSeconds
       "deadlineSeconds" (sub $c.activeDeadlineSeconds 30 | int)
       "deleteNetworkAttachmentDefinitions" $c.deleteNetworkAttachmentDefinitions "deleteCRD" $c.deleteCRD

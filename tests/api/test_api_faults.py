@@ -21,7 +21,7 @@ CONFIG: dict[str, Any] = {"cluster": {"nodeTimeoutSeconds": 30, "stopTimeoutSeco
 def test_500_and_429_with_retry_after_are_retried(cluster: SimCluster) -> None:
     names = cluster.add_nodes(4, "thick")
     faults = cluster.server.faults
-    faults.fail(500, count=2, verb="create", resource="pods")
+    faults.fail(500, count=2, verb="create", resource="pods", dry_run=False)
     faults.throttle(count=1, retry_after=1, verb="list", resource="nodes")
 
     started = time.monotonic()
@@ -31,19 +31,20 @@ def test_500_and_429_with_retry_after_are_retried(cluster: SimCluster) -> None:
     assert all(cluster.restored(n) for n in names)
     assert "HTTP 429" in log and "retrying in 1." in log and "HTTP 500" in log
     assert time.monotonic() - started >= 1.0  # Retry-After was honoured
-    assert cluster.server.log.count(verb="create", resource="pods") == len(names) + 2
-    assert summary["api_requests"]["create"] == len(names) + 2
+    assert cluster.server.log.count(verb="create", resource="pods") == 1 + len(names) + 2  # the dry run first
+    assert summary["api_requests"]["create"] == 1 + len(names) + 2
 
 
 def test_409_on_create_is_checked_and_the_pod_created(cluster: SimCluster) -> None:
     names = cluster.add_nodes(2, "thin")
-    cluster.server.faults.conflict(count=1, verb="create", resource="pods")
+    cluster.server.faults.conflict(count=1, verb="create", resource="pods", dry_run=False)
 
     code, _summary, log = cluster.orchestrate("run", CONFIG)
 
     assert code == 0, log
     assert all(cluster.restored(n) for n in names)
-    assert cluster.server.log.count(verb="create", resource="pods") == len(names) + 1  # one create again
+    # the dry run, one create per node, one create again
+    assert cluster.server.log.count(verb="create", resource="pods") == 1 + len(names) + 1
 
 
 def test_dropped_and_expired_watches_are_resumed(cluster: SimCluster, kubelet: SimulatedKubelet) -> None:

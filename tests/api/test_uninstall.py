@@ -49,9 +49,11 @@ def test_waits_for_a_slowly_terminating_multus_pod_before_touching_nodes(cluster
 
     assert code == 0, log
     records = cluster.server.log.records()
-    first_create = next(i for i, r in enumerate(records) if r.verb == "create" and r.resource == "pods")
+    creates = [i for i, r in enumerate(records) if r.verb == "create" and r.resource == "pods"]
+    dry_runs = [i for i in creates if records[i].query.get("dryRun") == "All"]
     patch = next(i for i, r in enumerate(records) if r.verb == "patch" and r.resource == "daemonsets")
-    assert patch < first_create
+    assert len(dry_runs) == 1 and dry_runs[0] < patch  # admission is asked before anything changes
+    assert patch < min(set(creates) - set(dry_runs))
     assert "Waiting for 3 Multus pod(s)" in log and log.index("All Multus pods") < log.index("nodes clean")
     assert summary["multus_pods_stopped"] == 3
 
@@ -128,7 +130,7 @@ def test_a_node_that_never_reports_times_out_as_unreachable(cluster: SimCluster,
 
 
 def test_api_requests_per_node_are_bounded(cluster: SimCluster, kubelet: SimulatedKubelet) -> None:
-    """One create per node; listing, watching and deleting the node pods cost a constant."""
+    """One create per node (and one dry run before any change); listing, watching and deleting cost a constant."""
     names = cluster.add_nodes(50, "thick")
     cluster.add_multus_daemonset()
     kubelet.wait_idle()
@@ -138,7 +140,7 @@ def test_api_requests_per_node_are_bounded(cluster: SimCluster, kubelet: Simulat
 
     assert code == 0, log
     by_verb = dict(cluster.server.log.by_verb())
-    assert by_verb["create"] == len(names)
+    assert by_verb["create"] == len(names) + 1
     assert sum(by_verb.values()) <= len(names) + 15, by_verb
     assert summary["api_requests"] == by_verb  # the orchestrator's own count agrees with the server's
     print(f"\n50-node uninstall: {sum(by_verb.values())} API requests ({by_verb}), "

@@ -110,15 +110,18 @@ def test_the_config_is_valid_and_follows_the_multus_host_paths(helm: Helm, rende
 def test_user_data_is_kept_unless_asked_and_rbac_follows(helm: Helm, render: Render) -> None:
     default = cleanup_objects(render(helm))
     assert config_of(default)["cluster"]["deleteCRD"] is False
-    assert one(default, "ClusterRole")["rules"] == [{"apiGroups": [""], "resources": ["nodes"], "verbs": ["list"]}]
+    assert config_of(default)["cluster"]["attachedPods"] == "warn"
+    # pods in every namespace: only listed, for the pods still attached to secondary networks
+    assert one(default, "ClusterRole")["rules"] == [{"apiGroups": [""], "resources": ["nodes"], "verbs": ["list"]},
+                                                    {"apiGroups": [""], "resources": ["pods"], "verbs": ["list"]}]
 
     asked = cleanup_objects(render(helm, set_values={"cleanup.deleteNetworkAttachmentDefinitions": True}))
-    assert one(asked, "ClusterRole")["rules"][1] == {
+    assert one(asked, "ClusterRole")["rules"][2] == {
         "apiGroups": ["k8s.cni.cncf.io"], "resources": ["network-attachment-definitions"],
         "verbs": ["list", "deletecollection"]}
 
     crd = cleanup_objects(render(helm, set_values={"cleanup.deleteCRD": True}))
-    assert one(crd, "ClusterRole")["rules"][1] == {
+    assert one(crd, "ClusterRole")["rules"][2] == {
         "apiGroups": ["apiextensions.k8s.io"], "resources": ["customresourcedefinitions"], "verbs": ["delete"],
         "resourceNames": ["network-attachment-definitions.k8s.cni.cncf.io"]}
 

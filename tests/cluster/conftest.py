@@ -14,7 +14,6 @@ from pathlib import Path
 
 import pytest
 from clusterkit import ClusterKit, helm_binaries
-
 from devcluster import __main__ as tool
 from devcluster import cluster as devcluster
 from devcluster import images

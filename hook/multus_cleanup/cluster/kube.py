@@ -2,8 +2,9 @@
 
 It uses the real `kubernetes` client for configuration, authentication, TLS and HTTP, but reads raw JSON
 (no model deserialisation: 5,000 pods' events stay cheap). It retries what is worth retrying (429 with
-Retry-After, 5xx, dropped connections) with capped exponential backoff, turns 403 into an error naming the
-missing permission, and counts requests by RBAC verb. No decision about Multus lives here.
+Retry-After, 5xx, dropped connections, a ResourceQuota with no room yet) with capped exponential backoff, turns
+an RBAC 403 into an error naming the missing permission, and counts requests by RBAC verb. No decision about
+Multus lives here.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 import json
 import logging
 import random
+import re
 import threading
 import time
 from collections import Counter
@@ -27,6 +29,11 @@ log = logging.getLogger(__name__)
 
 JSON = dict[str, Any]
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
+# How the authorizer words a denial (`User "x" cannot create resource "pods" ...`). Admission also answers 403
+# (PodSecurity, ResourceQuota, webhooks), and granting RBAC fixes none of those.
+_RBAC_DENIAL = re.compile(r'\bcannot [a-z]+ (resource|path) "')
+# ResourceQuota admission: room may come back (pods finish, an admin raises it), so it is worth waiting for.
+QUOTA_EXCEEDED = "exceeded quota"
 
 
 class ApiError(Exception):
@@ -108,9 +115,10 @@ def connect(kubeconfig: str | None = None, context: str | None = None) -> Kube:
 
 class Kube:
     def __init__(self, api_client: k8s.ApiClient, *, max_attempts: int = 6, max_backoff: float = 8.0,
-                 request_timeout: float = 30.0) -> None:
+                 request_timeout: float = 30.0, quota_attempts: int = 14) -> None:
         self.api = api_client
         self.max_attempts = max_attempts
+        self.quota_attempts = quota_attempts  # about a minute at the capped backoff
         self.max_backoff = max_backoff
         self.request_timeout = request_timeout
         self.requests: Counter[str] = Counter()
@@ -204,6 +212,14 @@ class Kube:
     def _retry_or_raise(self, verb: str, resource: Resource, namespace: str | None, name: str | None,
                         status: int, data: bytes, response: Any, attempt: int) -> None:
         what = self._what(resource, namespace, name)
+        status_body = _status(data)
+        reason, message = str(status_body.get("reason", "")), str(status_body.get("message", data[:200]))
+        if status == 403 and QUOTA_EXCEEDED in message and attempt < self.quota_attempts:
+            delay = min(self.max_backoff, 0.5 * 2 ** (attempt - 1)) * random.uniform(1.0, 1.2)  # noqa: S311
+            log.warning("%s %s: a ResourceQuota has no room (%s); waiting %.1fs for room (attempt %d of %d)",
+                        verb, what, message, delay, attempt, self.quota_attempts)
+            time.sleep(delay)
+            return
         if (status == 0 or status in RETRY_STATUSES) and attempt < self.max_attempts:
             delay = _retry_after(response) or min(self.max_backoff, 0.25 * 2 ** (attempt - 1))
             delay *= random.uniform(1.0, 1.2)  # noqa: S311 - jitter, not crypto
@@ -211,9 +227,7 @@ class Kube:
                         _describe_failure(status, data), delay, attempt, self.max_attempts)
             time.sleep(delay)
             return
-        status_body = _status(data)
-        reason, message = str(status_body.get("reason", "")), str(status_body.get("message", data[:200]))
-        if status == 403:
+        if status == 403 and _RBAC_DENIAL.search(message):
             raise Forbidden(status, reason, message, verb, what, resource.rule(verb))
         if status == 404:
             raise NotFound(status, reason, message, verb, what)

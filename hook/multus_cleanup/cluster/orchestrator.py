@@ -14,11 +14,13 @@ import yaml
 
 from ..config import CleanupConfig
 from .apiobjects import NAD_CRD, delete_requested
+from .comeback import came_back, warn_tracked
 from .kube import CRDS, DAEMONSETS, NADS, PODS, ApiError, Kube, NotFound
 from .nodepod import NodePodFactory, Owner, validate_pod
 from .nodes import NodeInfo, list_nodes
+from .preflight import PreflightError, attached_pods, check_admission, describe_attached
 from .selectors import from_label_selector
-from .stop import StopError, stop_multus
+from .stop import StopError, Stopped, pause_multus, undo_stop, wait_stopped
 from .sweep import CLEAN, FAILED, NOT_CLEAN, UNREACHABLE, NodeOutcome, Sweep, SweepResult
 
 log = logging.getLogger(__name__)
@@ -38,6 +40,7 @@ class Summary:
     outcomes: list[NodeOutcome] = field(default_factory=list)
     deleted: list[str] = field(default_factory=list)
     error: str | None = None
+    warnings: list[str] = field(default_factory=list)
     success: bool = False
     requests: dict[str, int] = field(default_factory=dict)
 
@@ -47,7 +50,7 @@ class Summary:
     def to_json(self) -> str:
         return json.dumps({
             "command": self.command, "run": self.run_id, "success": self.success, "error": self.error,
-            "multus_pods_stopped": self.multus_pods_stopped,
+            "warnings": self.warnings, "multus_pods_stopped": self.multus_pods_stopped,
             "nodes": {o.node: {"status": o.status, "detail": o.detail, "attempts": o.attempts,
                                "report": o.report.to_dict() if o.report else None} for o in self.outcomes},
             "deleted": self.deleted, "api_requests": self.requests,
@@ -64,6 +67,7 @@ class Summary:
             if o.status != CLEAN:
                 lines.append(f"    {o.node}: {o.status}: {o.detail}")
         lines += [f"  deleted {d}" for d in self.deleted]
+        lines += [f"  WARNING: {w}" for w in self.warnings]
         if self.error:
             lines.append(f"  ERROR: {self.error}")
         lines.append(f"  API requests: {sum(self.requests.values())} "
@@ -94,15 +98,31 @@ def run(config: CleanupConfig, kube: Kube, owner: Owner | None, run_id: str | No
     validate_pod(factory.render("node-name-check"))  # before any change: a bad template stops here
     nodes = list_nodes(kube, cluster.node_selector)
     try:
-        summary.multus_pods_stopped = stop_multus(kube, cluster.multus_daemonsets, cluster.stop_timeout_seconds,
-                                                  frozenset(n.name for n in nodes if not n.ready))
-    except StopError as err:
+        _preflight(kube, factory, config, summary, nodes)
+    except PreflightError as err:
         summary.error = str(err)
         return _done(summary, kube)
-    _sweep(kube, factory, config, summary, "clean", nodes, deadline)
+    stopped = pause_multus(kube, cluster.multus_daemonsets)
+    warn_tracked(stopped)
+    try:
+        summary.multus_pods_stopped = wait_stopped(kube, stopped, cluster.stop_timeout_seconds,
+                                                   frozenset(n.name for n in nodes if not n.ready))
+        _sweep(kube, factory, config, summary, "clean", nodes, deadline)
+    except StopError as err:
+        summary.error = str(err)
+        _undo(kube, stopped, summary)
+        return _done(summary, kube)
+    except ApiError:
+        _undo(kube, stopped, summary)
+        raise
     failed = [o for o in summary.outcomes if o.status in (FAILED, NOT_CLEAN)]
     unreachable = [o for o in summary.outcomes if o.status == UNREACHABLE]
-    if failed:
+    restored = came_back(kube, stopped)
+    if restored:
+        summary.error = ("Multus came back while the nodes were cleaned, so they may hold its files again: "
+                         f"{'; '.join(restored)}. Pause whatever manages it (Argo CD auto-sync/self-heal, a Flux "
+                         "Kustomization, an operator) and uninstall again (docs/uninstall.md#multus-came-back)")
+    elif failed:
         summary.error = f"{len(failed)} node(s) are not clean: {', '.join(o.node for o in failed[:20])}"
     elif unreachable and cluster.unreachable_nodes == "fail":
         summary.error = (f"{len(unreachable)} node(s) could not be cleaned (unreachableNodes: fail): "
@@ -111,7 +131,36 @@ def run(config: CleanupConfig, kube: Kube, owner: Owner | None, run_id: str | No
     else:
         summary.deleted = delete_requested(kube, cluster)
         summary.success = True
+    if not summary.success and not restored:
+        _undo(kube, stopped, summary)
     return _done(summary, kube)
+
+
+def _preflight(kube: Kube, factory: NodePodFactory, config: CleanupConfig, summary: Summary,
+               nodes: list[NodeInfo]) -> None:
+    """Before the stop: the pods on secondary networks, and whether the API admits a real node pod."""
+    attached = attached_pods(kube)
+    if attached:
+        message = describe_attached(attached, config.cluster.attached_pods)
+        if config.cluster.attached_pods == "fail":
+            raise PreflightError(message)
+        log.warning("%s", message)
+        summary.warnings.append(message)
+    ready = [n.name for n in nodes if n.ready]
+    if ready:
+        check_admission(kube, config.cluster.namespace, factory.render(ready[0]), ready[0])
+
+
+def _undo(kube: Kube, stopped: list[Stopped], summary: Summary) -> None:
+    """A run that failed before it changed any node restarts Multus: the cluster is as before the uninstall."""
+    touched = [o.node for o in summary.outcomes
+               if o.status == CLEAN or (o.report and (o.report.removed or o.report.restored or o.report.backed_up))]
+    if touched or not any(s.patched for s in stopped):
+        return
+    failed = undo_stop(kube, stopped)
+    summary.warnings.append("no node was changed, so Multus was restarted (its DaemonSets' nodeSelector is as "
+                            "before the cleanup)" if not failed else
+                            f"no node was changed, but Multus could not be restarted: {'; '.join(failed)}")
 
 
 def check(config: CleanupConfig, kube: Kube, owner: Owner | None, run_id: str | None = None) -> Summary:

@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import logging
 import time
+from dataclasses import dataclass
 
 from ..config.cluster import ObjectRef
-from .kube import DAEMONSETS, JSON, PODS, Gone, Kube, NotFound
+from .kube import DAEMONSETS, JSON, PODS, ApiError, Gone, Kube, NotFound
 from .selectors import from_label_selector
 
 log = logging.getLogger(__name__)
@@ -23,14 +24,19 @@ class StopError(Exception):
     pass
 
 
-def stop_multus(kube: Kube, daemonsets: tuple[ObjectRef, ...], timeout_seconds: int,
-                unreachable_nodes: frozenset[str] = frozenset()) -> int:
-    """Stop every configured Multus DaemonSet and wait until their pods are gone. Returns how many ran.
+@dataclass(frozen=True)
+class Stopped:
+    """A Multus DaemonSet the run stopped; `patched`: by this run (so this run may undo it)."""
 
-    Pods on unreachable nodes are not waited for: they stay Terminating until their kubelet returns, and
-    their nodes cannot be cleaned now anyway (the unreachableNodes policy decides about them).
-    """
-    waits: list[tuple[ObjectRef, str]] = []
+    ref: ObjectRef
+    selector: str  # its pods' label selector
+    patched: bool
+    daemonset: JSON  # as read before the stop
+
+
+def pause_multus(kube: Kube, daemonsets: tuple[ObjectRef, ...]) -> list[Stopped]:
+    """Give every configured Multus DaemonSet's pod template a nodeSelector no node carries."""
+    stopped: list[Stopped] = []
     for ref in daemonsets:
         try:
             ds = kube.request("get", DAEMONSETS, namespace=ref.namespace, name=ref.name)
@@ -39,8 +45,7 @@ def stop_multus(kube: Kube, daemonsets: tuple[ObjectRef, ...], timeout_seconds: 
             continue
         spec = ds.get("spec") or {}
         selector = from_label_selector(spec.get("selector") or {})
-        node_selector = ((spec.get("template") or {}).get("spec") or {}).get("nodeSelector") or {}
-        if node_selector.get(STOP_LABEL) == "true":
+        if is_stopped(ds):
             log.info("Multus DaemonSet %s/%s is already stopped", ref.namespace, ref.name)
         else:
             patch = {"spec": {"template": {"spec": {"nodeSelector": {STOP_LABEL: "true"}}}}}
@@ -48,11 +53,46 @@ def stop_multus(kube: Kube, daemonsets: tuple[ObjectRef, ...], timeout_seconds: 
                          content_type="application/merge-patch+json")
             log.info("Stopping Multus: DaemonSet %s/%s now schedules no pods (it stays for Helm to delete)",
                      ref.namespace, ref.name)
-        waits.append((ref, selector))
+        stopped.append(Stopped(ref, selector, not is_stopped(ds), ds))
+    return stopped
+
+
+def is_stopped(ds: JSON) -> bool:
+    node_selector = (((ds.get("spec") or {}).get("template") or {}).get("spec") or {}).get("nodeSelector") or {}
+    return bool(node_selector.get(STOP_LABEL) == "true")
+
+
+def undo_stop(kube: Kube, stopped: list[Stopped]) -> list[str]:
+    """Put back the nodeSelector of every DaemonSet this run stopped: Multus runs again as before the run.
+    Returns what could not be restarted, in words."""
+    failed = []
+    for item in (s for s in stopped if s.patched):
+        ref = item.ref
+        # Removing only our key leaves the nodeSelector exactly as it was before the stop.
+        patch = {"spec": {"template": {"spec": {"nodeSelector": {STOP_LABEL: None}}}}}
+        try:
+            kube.request("patch", DAEMONSETS, namespace=ref.namespace, name=ref.name, body=patch,
+                         content_type="application/merge-patch+json")
+            log.info("Restarting Multus: DaemonSet %s/%s schedules its pods again, as before the cleanup",
+                     ref.namespace, ref.name)
+        except ApiError as err:
+            log.error("could not restart Multus DaemonSet %s/%s: %s", ref.namespace, ref.name, err)
+            failed.append(f"{ref.namespace}/{ref.name} ({err})")
+    return failed
+
+
+def wait_stopped(kube: Kube, stopped: list[Stopped], timeout_seconds: int,
+                 unreachable_nodes: frozenset[str] = frozenset()) -> int:
+    """Wait until the pods of every stopped DaemonSet are gone. Returns how many ran.
+
+    Pods on unreachable nodes are not waited for: they stay Terminating until their kubelet returns, and
+    their nodes cannot be cleaned now anyway (the unreachableNodes policy decides about them).
+    """
     deadline = time.monotonic() + timeout_seconds
     # List every DaemonSet's pods first, then watch each until its pods are gone.
-    listed = [(ref, selector, *kube.list_all(PODS, namespace=ref.namespace, query={"labelSelector": selector}))
-              for ref, selector in waits]
+    listed = [(s.ref, s.selector, *kube.list_all(PODS, namespace=s.ref.namespace,
+                                                 query={"labelSelector": s.selector}))
+              for s in stopped]
     return sum(_wait_gone(kube, ref, selector, items, version, deadline, timeout_seconds, unreachable_nodes)
                for ref, selector, items, version in listed)
 

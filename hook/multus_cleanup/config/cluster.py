@@ -67,6 +67,7 @@ class ClusterConfig:
     multus_daemonsets: tuple[ObjectRef, ...] = (ObjectRef("kube-system", "kube-multus-ds"),)
     node_selector: Mapping[str, str] = field(default_factory=lambda: {"kubernetes.io/os": "linux"})
     unreachable_nodes: str = "fail"  # or "skip": list them as needing a re-run
+    attached_pods: str = "warn"  # or "fail": pods on secondary networks stop the run before any change
     concurrency: int = 50  # node pods in flight; see docs/performance.md for sizing
     node_retries: int = 1
     node_timeout_seconds: int = 120
@@ -80,9 +81,9 @@ class ClusterConfig:
     node_pod: NodePodConfig = field(default_factory=NodePodConfig)
 
 
-_KEYS = {"namespace", "multusDaemonSets", "nodeSelector", "unreachableNodes", "concurrency", "nodeRetries",
-         "nodeTimeoutSeconds", "stopTimeoutSeconds", "deadlineSeconds", "deleteNetworkAttachmentDefinitions",
-         "deleteCRD", "extraResources", "nodePod"}
+_KEYS = {"namespace", "multusDaemonSets", "nodeSelector", "unreachableNodes", "attachedPods", "concurrency",
+         "nodeRetries", "nodeTimeoutSeconds", "stopTimeoutSeconds", "deadlineSeconds",
+         "deleteNetworkAttachmentDefinitions", "deleteCRD", "extraResources", "nodePod"}
 _POD_KEYS = {"image", "imagePullPolicy", "imagePullSecrets", "priorityClassName", "tolerations", "resources",
              "securityContext", "podSecurityContext", "labels", "annotations", "backupDir"}
 
@@ -99,6 +100,7 @@ def parse_cluster_config(raw_value: object, field_name: str = "cluster") -> Clus
                                                  for r in d.multus_daemonsets]))),
         node_selector=_string_map(raw, "nodeSelector", field_name, d.node_selector),
         unreachable_nodes=f.string(raw, "unreachableNodes", field_name, d.unreachable_nodes, ("fail", "skip")),
+        attached_pods=f.string(raw, "attachedPods", field_name, d.attached_pods, ("warn", "fail")),
         concurrency=f.integer(raw, "concurrency", field_name, d.concurrency, 1, 500),
         node_retries=f.integer(raw, "nodeRetries", field_name, d.node_retries, 0, 5),
         node_timeout_seconds=f.integer(raw, "nodeTimeoutSeconds", field_name, d.node_timeout_seconds, 5, 3600),

@@ -34,6 +34,7 @@ class FaultRule:
     subresource: str | None = None
     namespace: str | None = None
     name: str | None = None
+    dry_run: bool | None = None  # match only dry-run requests (True) or only real ones (False)
     count: int | None = 1
     message: str | None = None
     retry_after: int = 1
@@ -65,6 +66,8 @@ class FaultRule:
             (self.namespace, record.namespace), (self.name, record.name),
         ]
         if any(want is not None and want != got for want, got in checks):
+            return False
+        if self.dry_run is not None and self.dry_run != bool(record.query.get("dryRun")):
             return False
         if self.method is not None and self.method.upper() != record.method:
             return False
