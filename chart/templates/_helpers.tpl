@@ -256,14 +256,15 @@ host paths, so the cleanup removes exactly what this release's Multus writes.
 {{- range .Values.imagePullSecrets }}{{- $secrets = append $secrets .name -}}{{- end -}}
 {{- $pod := dict "image" (include "multus.cleanupImage" .) "imagePullPolicy" $c.image.pullPolicy
       "imagePullSecrets" $secrets "priorityClassName" $c.priorityClassName "resources" $c.nodePodResources
-      "securityContext" $c.nodePodSecurityContext
+      "securityContext" $c.nodePodSecurityContext "annotations" ($c.nodePodAnnotations | default dict)
       "labels" (dict "app.kubernetes.io/instance" .Release.Name "app.kubernetes.io/part-of" "multus") -}}
 {{- with $c.backupDir }}{{- $_ := set $pod "backupDir" . -}}{{- end -}}
 {{- $cluster := dict "namespace" (include "multus.namespace" .)
       "multusDaemonSets" (include "multus.cleanupDaemonSets" . | fromYamlArray) "nodeSelector" $c.nodeSelector
       "unreachableNodes" $c.unreachableNodes "attachedPods" $c.attachedPods
       "concurrency" $c.concurrency "nodeRetries" $c.nodeRetries
-      "nodeTimeoutSeconds" $c.nodeTimeoutSeconds "stopTimeoutSeconds" $c.stopTimeoutSeconds
+      "nodeTimeoutSeconds" $c.nodeTimeoutSeconds "startErrorGraceSeconds" $c.startErrorGraceSeconds
+      "stopTimeoutSeconds" $c.stopTimeoutSeconds
       "deadlineSeconds" (sub $c.activeDeadlineSeconds 30 | int)
       "deleteNetworkAttachmentDefinitions" $c.deleteNetworkAttachmentDefinitions "deleteCRD" $c.deleteCRD
       "extraResources" $c.extraResources "nodePod" $pod -}}

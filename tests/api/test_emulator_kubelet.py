@@ -181,11 +181,11 @@ def test_termination_message_is_truncated_like_the_kubelet(api_client: kubernete
                                                            kubelet: SimulatedKubelet, nodes: AddNodes) -> None:
     core = kubernetes.client.CoreV1Api(api_client)
     names = nodes(1)
-    kubelet.run_pod = lambda pod, node: (0, "x" * 5000)
+    kubelet.run_pod = lambda pod, node: (0, "head" + "x" * 5000 + "tail")
     core.create_namespaced_pod("kube-system", _cleanup_pod("big", names[0]))
     assert kubelet.wait_idle()
     message = core.read_namespaced_pod("big", "kube-system").status.container_statuses[0].state.terminated.message
-    assert len(message) == 4096
+    assert len(message) == 4096 and message.endswith("tail"), "the kubelet keeps the LAST 4096 bytes"
 
 
 def test_job_deletion_collects_its_cleanup_pods(api_client: kubernetes.client.ApiClient, kubelet: SimulatedKubelet,

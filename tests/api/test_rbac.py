@@ -80,6 +80,9 @@ def test_every_call_is_allowed_and_every_rule_used(cluster: SimCluster, kubelet:
                        group="rbac.authorization.k8s.io")
     assert kubelet.wait_idle()
     kubelet.termination_delay = 0.5  # Multus pods take a moment to go, as in a real cluster: watched
+    # A kubelet that keeps less of the termination message than the node wrote: the cleanup reads each
+    # node's report from its pod's log instead (pods/log get), so that rule is exercised too.
+    kubelet.termination_message_limit = 200
     cluster.server.log.clear()
 
     config = yaml.safe_load(by_kind[("ConfigMap", "multus-cleanup")]["data"]["config.yaml"])

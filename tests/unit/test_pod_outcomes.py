@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
+
 from multus_cleanup.cluster.sweep import CLEAN, FAILED, NOT_CLEAN, _judge
 from multus_cleanup.report import NodeReport
 
@@ -40,10 +42,68 @@ def test_crash_without_report_shows_the_log_tail() -> None:
     assert verdict == (FAILED, "exit code 137 without a report (Error): Traceback ...\nMemoryError", None, True)
 
 
-def test_image_pull_failure_is_reported_at_once_in_the_kubelets_words() -> None:
-    waiting = {"waiting": {"reason": "ImagePullBackOff", "message": 'Back-off pulling image "reg/x:1"'}}
+@pytest.mark.parametrize(("reason", "message"), [
+    ("ErrImageNeverPull", 'Container image "reg/x:1" is not present with pull policy of Never'),
+    ("InvalidImageName", 'Failed to apply default image tag "reg/X:1": couldn\'t parse image name'),
+    ("ErrImagePull", 'failed to pull and unpack image "reg/x:1": failed to resolve reference "reg/x:1": '
+                     "reg/x:1: not found"),
+    ("ErrImagePull", 'failed to resolve reference "reg/x:1": pull access denied, repository does not exist or '
+                     "may require authorization: server message: insufficient_scope: authorization failed"),
+    ("ImagePullBackOff", 'Back-off pulling image "reg/x:1": ErrImagePull: 401 Unauthorized'),
+    ("ErrImagePull", "no matching manifest for linux/arm64 in the manifest list entries"),
+])
+def test_definitive_start_errors_are_reported_at_once_in_the_kubelets_words(reason: str, message: str) -> None:
+    waiting = {"waiting": {"reason": reason, "message": message}}
     assert _judge(pod("Pending", waiting), "MODIFIED") == (
-        FAILED, 'its cleanup pod cannot start: ImagePullBackOff: Back-off pulling image "reg/x:1"', None, False)
+        FAILED, f"its cleanup pod cannot start: {reason}: {message}", None, False)
+
+
+@pytest.mark.parametrize(("reason", "message"), [
+    ("ImagePullBackOff", 'Back-off pulling image "reg/x:1"'),
+    ("ErrImagePull", "failed to pull and unpack image: 429 Too Many Requests: toomanyrequests"),
+    ("ErrImagePull", "dial tcp 10.0.0.1:443: i/o timeout"),
+    ("CreateContainerError", "context deadline exceeded"),
+])
+def test_transient_start_errors_wait_for_their_grace(reason: str, message: str) -> None:
+    """The kubelet retries them: the sweep gives them startErrorGraceSeconds (tests/api shows it)."""
+    assert _judge(pod("Pending", {"waiting": {"reason": reason, "message": message}}), "MODIFIED") is None
+
+
+def with_sidecar(phase: str, state: dict[str, Any]) -> dict[str, Any]:
+    """As a real kubelet writes it: container statuses sorted by name, an injected proxy first, still running."""
+    return {"metadata": {"name": "p"}, "status": {"phase": phase, "containerStatuses": [
+        {"name": "aaa-proxy", "state": {"running": {"startedAt": "2026-01-01T00:00:00Z"}}},
+        {"name": "cleanup", "state": state}, {"name": "zz-agent", "state": {"terminated": {"exitCode": 0}}}]}}
+
+
+def test_the_cleanup_containers_status_is_read_whatever_a_webhook_injected() -> None:
+    report = NodeReport(node="n", host_root="/host", clean=True)
+    verdict = _judge(with_sidecar("Succeeded", terminated(0, report.to_termination_message())), "MODIFIED")
+    assert verdict is not None and verdict[0] == CLEAN
+    assert _judge(with_sidecar("Pending", {"waiting": {"reason": "ContainerCreating"}}), "MODIFIED") is None
+
+
+def test_a_pod_held_running_by_a_sidecar_is_a_result_once_cleanup_terminated() -> None:
+    report = NodeReport(node="n", host_root="/host", clean=True)
+    verdict = _judge(with_sidecar("Running", terminated(0, report.to_termination_message())), "MODIFIED")
+    assert verdict is not None and verdict[:3] == (CLEAN, "", report)
+    failed = NodeReport(node="n", host_root="/host", errors=["cannot remove x: permission denied"])
+    verdict = _judge(with_sidecar("Running", terminated(1, failed.to_termination_message())), "MODIFIED")
+    assert verdict == (NOT_CLEAN, "cannot remove x: permission denied", failed, True)
+    assert _judge(with_sidecar("Running", {"running": {}}), "MODIFIED") is None
+
+
+def test_an_unparsable_termination_message_is_read_from_the_pod_log() -> None:
+    from multus_cleanup.report import LOG_REPORT_PREFIX
+
+    report = NodeReport(node="n", host_root="/host", clean=True, removed=[f"/var/lib/cni/multus/{i}" for i in
+                                                                          range(500)])
+    cut = report.to_json(compact=True)[-4096:]  # what the kubelet keeps of an uncapped report
+    log = report.to_text() + "\n" + LOG_REPORT_PREFIX + report.to_json(compact=True) + "\n"
+    verdict = _judge(pod("Succeeded", terminated(0, cut)), "MODIFIED", read_log=lambda: log)
+    assert verdict == (CLEAN, "", report, False)
+    verdict = _judge(pod("Succeeded", terminated(0, cut)), "MODIFIED", read_log=lambda: "no report here")
+    assert verdict is not None and verdict[0] == FAILED and "without a report" in verdict[1]
 
 
 def test_pending_pod_is_still_going_and_deletion_is_a_failure() -> None:

@@ -142,6 +142,22 @@ class Kube:
                 return json.loads(data) if data else {}
             self._retry_or_raise(verb, resource, namespace, name, status, data, response, attempt)
 
+    def read_log(self, namespace: str, name: str, *, container: str) -> str:
+        """A pod container's log as text (GET pods/log: RBAC verb get on pods/log)."""
+        attempt = 0
+        while True:
+            attempt += 1
+            response = self._send("get", "GET", PODS, namespace, name, "log", {"container": container}, None,
+                                  "application/json", stream=False)
+            status, data = response.status, response.read()
+            if 200 <= status < 300:
+                return bytes(data).decode(errors="replace")
+            try:
+                self._retry_or_raise("get", PODS, namespace, name, status, data, response, attempt)
+            except Forbidden as err:
+                err.rule = '{apiGroups: [""], resources: [pods/log], verbs: [get]}'
+                raise
+
     def watch(self, resource: Resource, *, namespace: str | None, query: Mapping[str, Any],
               timeout_seconds: int) -> Iterator[JSON]:
         """One watch request: yields events {type, object} until the server ends it. Raises Gone on 410."""

@@ -10,24 +10,34 @@ from __future__ import annotations
 
 import logging
 import queue
+import random
 import threading
 import time
 from collections import Counter, deque
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
 from ..config.cluster import ClusterConfig
-from ..report import NodeReport
-from .kube import JSON, PODS, ApiError, Conflict, Forbidden, Gone, Kube
+from ..report import NodeReport, report_from_log
+from .kube import JSON, PODS, ApiError, Conflict, Forbidden, Gone, Kube, NotFound
 from .nodepod import MANAGED_SELECTOR, RUN_LABEL, NodePodFactory, validate_pod
 
 log = logging.getLogger(__name__)
 
 CLEAN, NOT_CLEAN, FAILED, UNREACHABLE = "clean", "not clean", "failed", "unreachable"
+CONTAINER = "cleanup"  # the node pod's container; admission webhooks may add others (sidecars) around it
 # Waiting reasons that no amount of waiting fixes: report them at once, in the kubelet's words.
-STUCK_REASONS = frozenset({"ErrImagePull", "ImagePullBackOff", "InvalidImageName", "CreateContainerConfigError",
-                           "CreateContainerError", "RunContainerError"})
+STUCK_REASONS = frozenset({"InvalidImageName", "ErrImageNeverPull", "CreateContainerConfigError",
+                           "RunContainerError"})
+# Waiting reasons that are often transient (a registry hiccup, a rate limit, a runtime busy creating
+# containers): final only when they last `startErrorGraceSeconds`, or when the message is definitive.
+TRANSIENT_REASONS = frozenset({"ErrImagePull", "ImagePullBackOff", "CreateContainerError"})
+# Words of containerd, CRI-O and registries that mean a retry cannot succeed.
+DEFINITIVE_WORDS = ("not found", "unauthorized", "no matching manifest", "no match for platform",
+                    "manifest unknown", "pull access denied", "denied: ", "403 forbidden")
+WATCH_GIVE_UP_SECONDS = 120.0  # a watch failing this long without one success ends the run
 
 
 @dataclass
@@ -45,6 +55,20 @@ class _Task:
     attempt: int
     started: float
     pod_name: str
+    start_error: str = ""  # the kubelet's last transient waiting reason and message
+    start_error_since: float | None = None
+
+
+class WatchFailed(ApiError):
+    """The watch on the node pods could not be kept up: without it, no node's result would arrive."""
+
+    def __init__(self, namespace: str, why: str) -> None:
+        super().__init__(0, "", why, "watch", f"pods in namespace {namespace}")
+        self.why = why
+
+    def __str__(self) -> str:
+        return (f"the watch on the cleanup pods in namespace {self.what.rsplit(' ', 1)[-1]} {self.why}; nothing "
+                "more was cleaned. Run the uninstall again once the API server answers watches")
 
 
 @dataclass
@@ -64,6 +88,7 @@ class Sweep:
         self.events: queue.Queue[tuple[str, Any]] = queue.Queue()
         self._stop = threading.Event()
         self._selector = f"{RUN_LABEL}={factory.run_id}"
+        self._watcher: threading.Thread | None = None
 
     def run(self, nodes: list[str], deadline: float | None = None) -> SweepResult:
         """Clean `nodes`; at `deadline` (time.monotonic()) the nodes not done yet are given up as unreachable."""
@@ -74,6 +99,7 @@ class Sweep:
         _, version = self.kube.list_all(PODS, namespace=self.cluster.namespace,
                                         query={"labelSelector": self._selector})
         watcher = threading.Thread(target=self._watch, args=(version,), name="pod-watch", daemon=True)
+        self._watcher = watcher
         watcher.start()
         pool = ThreadPoolExecutor(max_workers=min(8, self.cluster.concurrency), thread_name_prefix="create")
         try:
@@ -105,6 +131,8 @@ class Sweep:
                 kind, payload = "tick", None
             if kind == "fatal":
                 raise payload
+            if kind == "tick" and not self._watcher_alive():
+                raise WatchFailed(self.cluster.namespace, "stopped unexpectedly")
             if kind == "create-failed":
                 task, err = payload
                 if active.pop(task.pod_name, None):
@@ -113,7 +141,9 @@ class Sweep:
             elif kind == "pod":
                 event_type, pod = payload
                 running = active.get(pod["metadata"]["name"])
-                verdict = _judge(pod, event_type) if running is not None else None
+                verdict = self._judge(pod, event_type) if running is not None else None
+                if running is not None and verdict is None:
+                    _note_start_error(running, pod, self.cluster.start_error_grace_seconds)
                 if running is not None and verdict is not None:
                     del active[running.pod_name]
                     status, detail, report, retry = verdict
@@ -128,10 +158,17 @@ class Sweep:
                     self._finish(result, progress, task, UNREACHABLE, "not cleaned: the cleanup ran out of time "
                                  "(cluster.deadlineSeconds); run it again", active, pool, retry=False)
                 return
+            grace = self.cluster.start_error_grace_seconds
+            for task in [t for t in active.values() if t.start_error_since is not None
+                         and now - t.start_error_since >= grace]:
+                del active[task.pod_name]
+                self._finish(result, progress, task, FAILED, f"its cleanup pod cannot start: {task.start_error} "
+                             f"(for {grace}s)", active, pool, retry=False)
             for task in [t for t in active.values() if now - t.started > timeout]:
                 del active[task.pod_name]
+                last = f"; last: {task.start_error}" if task.start_error else ""
                 self._finish(result, progress, task, UNREACHABLE, f"no report within {timeout}s "
-                             "(the node may be down, or its kubelet cannot start the pod)", active, pool,
+                             f"(the node may be down, or its kubelet cannot start the pod{last})", active, pool,
                              retry=False)
 
     def _launch(self, node: str, attempt: int, pool: ThreadPoolExecutor) -> _Task:
@@ -171,10 +208,31 @@ class Sweep:
         progress.done(status)
 
     # -- the watch -------------------------------------------------------------------------------------
+    def _watcher_alive(self) -> bool:
+        return self._watcher is None or self._watcher.is_alive() or self._stop.is_set()
+
     def _watch(self, version: str) -> None:
+        """Follow this run's pods until the sweep ends. Never ends silently: whatever stops it for good
+        reaches the loop as a "fatal" event with the real error."""
+        try:
+            self._follow(version)
+        except Exception as err:
+            log.exception("the watch on the cleanup pods failed")
+            self.events.put(("fatal", WatchFailed(self.cluster.namespace, f"failed: {err!r}")))
+
+    def _follow(self, version: str) -> None:
+        failing_since: float | None = None
         failures = 0
+        relist = False
         while not self._stop.is_set():
             try:
+                if relist:
+                    # Our resourceVersion was too old: list again and treat what is there as fresh news.
+                    items, version = self.kube.list_all(PODS, namespace=self.cluster.namespace,
+                                                        query={"labelSelector": self._selector})
+                    relist = False
+                    for pod in items:
+                        self.events.put(("pod", ("MODIFIED", pod)))
                 query = {"labelSelector": self._selector, "resourceVersion": version}
                 for event in self.kube.watch(PODS, namespace=self.cluster.namespace, query=query,
                                              timeout_seconds=60):
@@ -182,22 +240,42 @@ class Sweep:
                     version = (obj.get("metadata") or {}).get("resourceVersion") or version
                     if event["type"] in ("ADDED", "MODIFIED", "DELETED"):
                         self.events.put(("pod", (event["type"], obj)))
-                    failures = 0
+                    failing_since, failures = None, 0
                     if self._stop.is_set():
                         return
             except Gone:
-                # Our resourceVersion is too old: list again and treat what is there as fresh news.
-                items, version = self.kube.list_all(PODS, namespace=self.cluster.namespace,
-                                                    query={"labelSelector": self._selector})
-                for pod in items:
-                    self.events.put(("pod", ("MODIFIED", pod)))
+                relist = True
             except Forbidden as err:
                 self.events.put(("fatal", err))
                 return
             except ApiError as err:
+                # Kube already retried 429/5xx/dropped connections; back off more before watching again.
+                now = time.monotonic()
+                failing_since = failing_since or now
                 failures += 1
-                log.warning("watching cleanup pods failed (%s); watching again", err)
-                time.sleep(min(5.0, 0.5 * failures))
+                if now - failing_since > WATCH_GIVE_UP_SECONDS:
+                    self.events.put(("fatal", WatchFailed(
+                        self.cluster.namespace, f"kept failing for {WATCH_GIVE_UP_SECONDS:.0f}s: {err}")))
+                    return
+                delay = min(10.0, 0.5 * 2 ** min(failures - 1, 5)) * random.uniform(0.8, 1.2)  # noqa: S311
+                log.warning("watching cleanup pods failed (%s); watching again in %.1fs", err, delay)
+                self._stop.wait(delay)
+
+    def _judge(self, pod: JSON, event_type: str) -> tuple[str, str, NodeReport | None, bool] | None:
+        return _judge(pod, event_type, read_log=lambda: self._read_log(pod["metadata"]["name"]))
+
+    def _read_log(self, pod_name: str) -> str:
+        """The cleanup container's log (the full report), when its termination message does not parse."""
+        try:
+            return self.kube.read_log(self.cluster.namespace, pod_name, container=CONTAINER)
+        except NotFound:
+            return ""
+        except Forbidden as err:
+            log.warning("cannot read the log of %s: %s", pod_name, err)
+            return ""
+        except ApiError as err:
+            log.warning("cannot read the log of %s (%s)", pod_name, err)
+            return ""
 
     def _delete_pods(self, selector: str) -> None:
         try:
@@ -207,25 +285,38 @@ class Sweep:
             log.warning("could not delete cleanup pods (%s); they are owned by the hook Job and go with it", err)
 
 
-def _judge(pod: JSON, event_type: str) -> tuple[str, str, NodeReport | None, bool] | None:
-    """(status, detail, report, worth retrying) once a pod has an outcome; None while it is still going."""
+def container_state(pod: JSON) -> dict[str, Any]:
+    """The state of the container named `cleanup`: webhooks may inject others, and the kubelet lists
+    container statuses by name, so the first one is not necessarily ours."""
+    for container in (pod.get("status") or {}).get("containerStatuses") or []:
+        if container.get("name") == CONTAINER:
+            return container.get("state") or {}
+    return {}
+
+
+def _judge(pod: JSON, event_type: str, read_log: Callable[[], str] | None = None
+           ) -> tuple[str, str, NodeReport | None, bool] | None:
+    """(status, detail, report, worth retrying) once a pod has an outcome; None while it is still going.
+
+    The outcome is the `cleanup` container's: once it terminated, the pod's phase does not matter (an
+    injected sidecar may hold the pod Running forever)."""
     status = pod.get("status") or {}
     phase = status.get("phase")
-    containers = status.get("containerStatuses") or []
-    state = (containers[0].get("state") or {}) if containers else {}
-    if phase in ("Succeeded", "Failed"):
-        terminated = state.get("terminated") or {}
+    state = container_state(pod)
+    terminated = state.get("terminated") or {}
+    if phase in ("Succeeded", "Failed") or terminated:
         code = terminated.get("exitCode")
         message = terminated.get("message") or ""
         if status.get("reason") == "DeadlineExceeded":
             return UNREACHABLE, "its cleanup pod did not finish within its deadline", None, False
         if not terminated:
             why = status.get("reason") or "no container status"
-            return FAILED, f"pod {phase.lower()} without running ({why}: {status.get('message', '')})", None, True
+            return FAILED, f"pod {str(phase).lower()} without running ({why}: {status.get('message', '')})", \
+                None, True
         if code == 2:
             return FAILED, f"the node command rejected its configuration: {message.strip()[-500:]}", None, False
         try:
-            report = NodeReport.from_json(message)
+            report = _report(message, read_log)
         except ValueError:
             tail = message.strip()[-300:]
             return FAILED, f"exit code {code} without a report ({terminated.get('reason', '')}): {tail}", None, True
@@ -237,9 +328,43 @@ def _judge(pod: JSON, event_type: str) -> tuple[str, str, NodeReport | None, boo
     if event_type == "DELETED":
         return FAILED, "its cleanup pod was deleted before it finished", None, True
     waiting = state.get("waiting") or {}
-    if waiting.get("reason") in STUCK_REASONS:
-        return FAILED, f"its cleanup pod cannot start: {waiting['reason']}: {waiting.get('message', '')}", None, False
+    reason, text = waiting.get("reason"), waiting.get("message", "")
+    if reason in STUCK_REASONS or (reason in TRANSIENT_REASONS and _definitive(text)):
+        return FAILED, f"its cleanup pod cannot start: {reason}: {text}", None, False
     return None
+
+
+def _report(message: str, read_log: Callable[[], str] | None) -> NodeReport:
+    """The report from the termination message; from the pod's log if that does not parse (a report
+    written by an older node command may exceed the 4 KiB the kubelet keeps, and lose its start)."""
+    try:
+        return NodeReport.from_json(message)
+    except ValueError:
+        if read_log is None:
+            raise
+        report = report_from_log(read_log())
+        log.info("node %s: read its report from the pod's log (the termination message did not parse)",
+                 report.node)
+        return report
+
+
+def _definitive(message: str) -> bool:
+    lowered = message.lower()
+    return any(word in lowered for word in DEFINITIVE_WORDS)
+
+
+def _note_start_error(task: _Task, pod: JSON, grace: int) -> None:
+    """Remember since when the cleanup container has been waiting for a transient reason."""
+    state = container_state(pod)
+    waiting = state.get("waiting") or {}
+    if waiting.get("reason") in TRANSIENT_REASONS:
+        task.start_error = f"{waiting['reason']}: {waiting.get('message', '')}"
+        if task.start_error_since is None:
+            task.start_error_since = time.monotonic()
+            log.info("node %s: its cleanup pod cannot start yet (%s); the kubelet retries, waiting up to %ds",
+                     task.node, task.start_error, grace)
+    elif state.get("running"):
+        task.start_error_since = None  # it got past it (the image pulled on a retry)
 
 
 def _leftovers(report: NodeReport) -> str:

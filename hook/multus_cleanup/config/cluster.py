@@ -11,6 +11,8 @@ from . import fields as f
 from .errors import ConfigError
 
 DEFAULT_IMAGE = "ghcr.io/multus-cleanup/multus-cleanup:0.1.0"
+SIDECAR_OPT_OUTS = {"sidecar.istio.io/inject": "false", "linkerd.io/inject": "disabled",
+                    "kuma.io/sidecar-injection": "disabled", "consul.hashicorp.com/connect-inject": "false"}
 _DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
 _DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$")
 _GROUP = re.compile(r"^([a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?)?$")
@@ -57,7 +59,9 @@ class NodePodConfig:
     security_context: Mapping[str, Any] = field(default_factory=_default_security_context)
     pod_security_context: Mapping[str, Any] = field(default_factory=dict)
     labels: Mapping[str, str] = field(default_factory=dict)
-    annotations: Mapping[str, str] = field(default_factory=dict)
+    # Sidecar injectors skip pods with these: a sidecar on a node pod is not needed, may not start with
+    # host networking, and the pod would stay Running after the cleanup (the sweep copes, but why pay).
+    annotations: Mapping[str, str] = field(default_factory=lambda: dict(SIDECAR_OPT_OUTS))
     backup_dir: str | None = None  # a host path on every node: move instead of delete
 
 
@@ -71,6 +75,9 @@ class ClusterConfig:
     concurrency: int = 50  # node pods in flight; see docs/performance.md for sizing
     node_retries: int = 1
     node_timeout_seconds: int = 120
+    # How long an image pull error or CreateContainerError may last before the node counts as failed:
+    # the kubelet retries them, and a registry hiccup or a rate limit usually passes.
+    start_error_grace_seconds: int = 60
     stop_timeout_seconds: int = 120
     # The whole run's budget: keep it below the hook Job's activeDeadlineSeconds, so the run still ends
     # with a summary that names the nodes it could not finish.
@@ -82,7 +89,7 @@ class ClusterConfig:
 
 
 _KEYS = {"namespace", "multusDaemonSets", "nodeSelector", "unreachableNodes", "attachedPods", "concurrency",
-         "nodeRetries", "nodeTimeoutSeconds", "stopTimeoutSeconds", "deadlineSeconds",
+         "nodeRetries", "nodeTimeoutSeconds", "startErrorGraceSeconds", "stopTimeoutSeconds", "deadlineSeconds",
          "deleteNetworkAttachmentDefinitions", "deleteCRD", "extraResources", "nodePod"}
 _POD_KEYS = {"image", "imagePullPolicy", "imagePullSecrets", "priorityClassName", "tolerations", "resources",
              "securityContext", "podSecurityContext", "labels", "annotations", "backupDir"}
@@ -104,6 +111,8 @@ def parse_cluster_config(raw_value: object, field_name: str = "cluster") -> Clus
         concurrency=f.integer(raw, "concurrency", field_name, d.concurrency, 1, 500),
         node_retries=f.integer(raw, "nodeRetries", field_name, d.node_retries, 0, 5),
         node_timeout_seconds=f.integer(raw, "nodeTimeoutSeconds", field_name, d.node_timeout_seconds, 5, 3600),
+        start_error_grace_seconds=f.integer(raw, "startErrorGraceSeconds", field_name, d.start_error_grace_seconds,
+                                            0, 3600),
         stop_timeout_seconds=f.integer(raw, "stopTimeoutSeconds", field_name, d.stop_timeout_seconds, 1, 3600),
         deadline_seconds=f.integer(raw, "deadlineSeconds", field_name, d.deadline_seconds, 10, 86400),
         delete_network_attachment_definitions=f.boolean(raw, "deleteNetworkAttachmentDefinitions", field_name,
@@ -137,7 +146,7 @@ def _node_pod(raw_value: object, field_name: str) -> NodePodConfig:
         security_context=f.section(raw.get("securityContext", d.security_context), f"{field_name}.securityContext"),
         pod_security_context=f.section(raw.get("podSecurityContext", {}), f"{field_name}.podSecurityContext"),
         labels=_string_map(raw, "labels", field_name, {}),
-        annotations=_string_map(raw, "annotations", field_name, {}),
+        annotations=_string_map(raw, "annotations", field_name, d.annotations),
         backup_dir=f.optional_host_path(raw, "backupDir", field_name, None),
     )
 

@@ -10,9 +10,11 @@ Kubelet: on Ready nodes, daemon pods go Running/Ready; pods selected by ``cleanu
 with ``spec.nodeName``) are run through ``run_pod(pod, node_name) -> (exit_code, termination_message
 [, logs])`` on a worker pool, then get the status a real kubelet writes: phase Succeeded/Failed,
 ``containerStatuses[*].state.terminated`` with exitCode, reason Completed/Error, message (truncated to
-4096 bytes as the kubelet does; ``FallbackToLogsOnError`` honoured). ``restartPolicy: OnFailure``
-re-runs a failed container (restartCount, lastState). ``spec.activeDeadlineSeconds`` is enforced from the
-moment the kubelet takes the pod (+ its node's delay): phase Failed, reason DeadlineExceeded, exit code 137.
+its last 4096 bytes as the kubelet does; ``FallbackToLogsOnError`` honoured). A node's ``start_error``
+keeps its cleanup pods Pending with that waiting reason (ErrImagePull, ...) for ``start_error_seconds``.
+``restartPolicy: OnFailure`` re-runs a failed container (restartCount, lastState).
+``spec.activeDeadlineSeconds`` is enforced from the moment the kubelet takes the pod (+ its node's delay):
+phase Failed, reason DeadlineExceeded, exit code 137.
 Pods on NotReady or unknown nodes stay Pending; pods of a deleted Node are garbage-collected.
 Graceful deletion: a deleted running pod keeps its deletionTimestamp for ``termination_delay`` seconds;
 on a NotReady node it stays Terminating (as upstream, until force-deleted with grace period 0).
@@ -70,6 +72,10 @@ class NodeBehaviour:
     delay: float = 0.0  # seconds between a cleanup pod appearing and it starting to run
     hang: bool = False  # cleanup pods start (Running) and never finish
     termination_delay: float | None = None  # overrides SimulatedKubelet.termination_delay on this node
+    # (reason, message): cleanup pods wait with it (Pending), as with an image the node cannot pull, for
+    # `start_error_seconds` (inf: for ever), then run
+    start_error: tuple[str, str] | None = None
+    start_error_seconds: float = float("inf")
     attempts: int = 0  # cleanup-pod runs so far (including injected failures)
 
 
@@ -185,10 +191,12 @@ def _conditions(ready: bool, reason: str | None = None) -> list[dict[str, Any]]:
 
 
 def truncate_message(message: str, limit: int = TERMINATION_MESSAGE_LIMIT) -> str:
+    """What the kubelet keeps of a termination message file: its LAST `limit` bytes (tail.ReadAtMost), so a
+    longer JSON document loses its start."""
     data = message.encode()
     if len(data) <= limit:
         return message
-    return data[:limit].decode(errors="ignore")
+    return data[-limit:].decode(errors="ignore")
 
 
 class SimulatedKubelet:
@@ -218,6 +226,8 @@ class SimulatedKubelet:
         self._terminating: set[str] = set()  # uids with a removal scheduled
         self._dirty: set[tuple[str, str]] = set()  # DaemonSets to reconcile
         self._deadlines: dict[str, _Timer] = {}  # pod uid -> its activeDeadlineSeconds timer
+        self._start_errors: dict[str, float] = {}  # pod uid -> when its start error began
+        self._start_error_writes: dict[str, int] = {}
         self._busy = 0
         self._busy_lock = threading.Lock()
         self._stop = threading.Event()
@@ -499,6 +509,8 @@ class SimulatedKubelet:
             self._started.discard(key)  # try again when the node is back
             return
         behaviour = self.behaviour(node)
+        if behaviour.start_error is not None and not self._start_error(key, node, behaviour):
+            return
         self._write_running(namespace, name, uid, ready=True)
         if behaviour.hang:
             return
@@ -542,6 +554,32 @@ class SimulatedKubelet:
                 continue
             self._write_terminated(namespace, name, uid, exit_code, terminated, restarts, last_state, logs)
             return
+
+    def _start_error(self, key: tuple[str, str, str], node: str, behaviour: NodeBehaviour) -> bool:
+        """Write the waiting reason, alternating with ImagePullBackOff as the kubelet does for pulls; True
+        once `start_error_seconds` have passed (the container may start)."""
+        namespace, name, uid = key
+        assert behaviour.start_error is not None
+        reason, message = behaviour.start_error
+        begun = self._start_errors.setdefault(uid, time.monotonic())
+        if time.monotonic() - begun >= behaviour.start_error_seconds:
+            return True
+        count = self._start_error_writes.get(uid, 0)
+        self._start_error_writes[uid] = count + 1
+        if reason == "ErrImagePull" and count % 2:
+            reason, message = "ImagePullBackOff", f'Back-off pulling image: {message}'
+
+        def edit(pod: Obj) -> None:
+            if pod["metadata"]["uid"] == uid and (pod.get("status") or {}).get("phase") in (None, "Pending"):
+                status = pod.setdefault("status", {})
+                status.update(phase="Pending", conditions=_conditions(False, "ContainersNotReady"),
+                              containerStatuses=_container_statuses(
+                                  pod, {"waiting": {"reason": reason, "message": message}}, ready=False))
+
+        with contextlib.suppress(ApiError):
+            self.store.mutate(self._pods, namespace, name, edit, subresource="status")
+        self._at(min(0.5, behaviour.start_error_seconds), lambda: self._submit(key, node))
+        return False
 
     def _write_restart(self, namespace: str, name: str, uid: str, restarts: int, last_state: dict[str, Any]) -> None:
         def edit(pod: Obj) -> None:
