@@ -311,8 +311,7 @@ def _judge(pod: JSON, event_type: str, read_log: Callable[[], str] | None = None
             return UNREACHABLE, "its cleanup pod did not finish within its deadline", None, False
         if not terminated:
             why = status.get("reason") or "no container status"
-            return FAILED, f"pod {str(phase).lower()} without running ({why}: {status.get('message', '')})", \
-                None, True
+            return FAILED, f"pod {phase.lower()} without running ({why}: {status.get('message', '')})", None, True
         if code == 2:
             return FAILED, f"the node command rejected its configuration: {message.strip()[-500:]}", None, False
         try:
