@@ -19,7 +19,7 @@ from devcluster import __main__ as tool
 from devcluster import cluster as devcluster
 from devcluster import images
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[1]
 CHART = REPO / "chart"
 NAMESPACE = "kube-system"
 TEST_NAMESPACE = "default"
