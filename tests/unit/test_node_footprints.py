@@ -184,3 +184,21 @@ def test_default_config_on_a_k3s_node_touches_nothing_of_k3s(root: Path, cleanup
     assert report["removed"] == ["/var/lib/cni/multus"]  # the cache path is the same on k3s
     assert fp.snapshot(root / "var/lib/rancher") == rancher
     assert report["pod_error_after"].startswith("no CNI config in /etc/cni/net.d")
+
+
+def test_a_multus_config_cilium_renamed_aside_is_removed_and_cilium_s_other_backups_stay(
+        root: Path, cleanup: Callable) -> None:
+    """Cilium (cni.exclusive) renames other configs to *.cilium_bak and back when it goes: Multus's must not
+    come back after Multus is gone; a backup of the primary's is not ours to touch."""
+    primary = fp.node_before_multus(root)
+    net_d = root / "etc/cni/net.d"
+    (net_d / "10-bridge.conflist.cilium_bak").write_bytes((net_d / "10-bridge.conflist").read_bytes())
+    before = fp.snapshot(root)
+    fp.install_thin(root, primary)
+    (net_d / "00-multus.conflist").rename(net_d / "00-multus.conflist.cilium_bak")
+
+    code, report, _ = cleanup(root)
+
+    assert (code, report["clean"]) == (0, True)
+    assert "/etc/cni/net.d/00-multus.conflist.cilium_bak" in report["removed"]
+    assert fp.snapshot(root) == before

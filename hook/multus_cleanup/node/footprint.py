@@ -18,6 +18,10 @@ from .cniconf import CONFIG_EXTENSIONS, config_names, read_netconf
 from .hostfs import Entry, HostFS
 from .verify import is_multus_config
 
+# Cilium with `cni.exclusive` renames every other CNI config to `<name>.cilium_bak`, and renames them back
+# when it is uninstalled: a Multus config left there would come back after Multus is gone.
+FOREIGN_BACKUP_SUFFIXES = (".cilium_bak",)
+
 
 class Phase(IntEnum):
     RESTORE_PRIMARY = 1
@@ -69,7 +73,7 @@ def make_plan(fs: HostFS, cfg: NodeConfig) -> Plan:
             multus_configs.append(entry)
         else:
             other_configs.append(path)
-    conf_temps = _matching(fs, conf_dir, cfg.conf_temp_files, exclude=set())
+    conf_temps = _matching(fs, conf_dir, cfg.conf_temp_files, exclude=set()) + _multus_backups(fs, cfg)
     data_dir = fs.entry(cfg.multus_conf_dir)
     binaries = [e for e in (fs.entry(posixpath.join(bin_dir, b)) for b in cfg.binaries) if e]
     bin_temps = _matching(fs, bin_dir, cfg.bin_temp_files, exclude=set(cfg.binaries))
@@ -108,6 +112,21 @@ def _matching(fs: HostFS, host_dir: str, patterns: tuple[str, ...], exclude: set
         if name not in exclude and any(fnmatch.fnmatchcase(name, p) for p in patterns):
             entry = fs.entry(posixpath.join(host_dir, name))
             if entry is not None:
+                found.append(entry)
+    return found
+
+
+def _multus_backups(fs: HostFS, cfg: NodeConfig) -> list[Entry]:
+    """Multus configs that another CNI renamed aside (FOREIGN_BACKUP_SUFFIXES); other CNIs' backups stay."""
+    found = []
+    for name in fs.list_dir(cfg.cni_conf_dir):
+        for suffix in FOREIGN_BACKUP_SUFFIXES:
+            plain = name.removesuffix(suffix)
+            if plain == name or not plain.endswith(CONFIG_EXTENSIONS):
+                continue
+            path = posixpath.join(cfg.cni_conf_dir, name)
+            entry = fs.entry(path)
+            if entry is not None and not entry.is_dir and is_multus_config(cfg, read_netconf(fs, path, as_name=plain)):
                 found.append(entry)
     return found
 
