@@ -301,7 +301,7 @@ def _judge(pod: JSON, event_type: str, read_log: Callable[[], str] | None = None
     The outcome is the `cleanup` container's: once it terminated, the pod's phase does not matter (an
     injected sidecar may hold the pod Running forever)."""
     status = pod.get("status") or {}
-    phase = status.get("phase")
+    phase = status.get("phase") or "Pending"
     state = container_state(pod)
     terminated = state.get("terminated") or {}
     if phase in ("Succeeded", "Failed") or terminated:
