@@ -203,6 +203,9 @@ multus-daemon-config; other keys appear only when a value asks for them.
 {{- if and (eq .Values.mode "thick") (eq (include "multus.socketParentDir" .) "/") -}}
 {{- fail (printf "hostPaths.socketDir %q: the daemon recreates this directory, so it must not sit directly under / (its parent is mounted into the pod)" $p.socketDir) -}}
 {{- end -}}
+{{- if and (eq .Values.mode "thin") .Values.config.renameConfFile .Values.config.cleanupConfigOnExit -}}
+{{- fail "config.renameConfFile with config.cleanupConfigOnExit: on every restart of a Multus pod the node would keep only the renamed <primary>.old and lose all pod networking (NotReady); set config.cleanupConfigOnExit=false (the uninstall hook renames the primary config back)" -}}
+{{- end -}}
 {{- if and .Values.config.globalNamespaces (not .Values.config.namespaceIsolation) -}}
 {{- fail "config.globalNamespaces has no effect unless config.namespaceIsolation is true" -}}
 {{- end -}}

@@ -187,6 +187,14 @@ def test_thin_cleans_its_config_on_exit_by_default_and_keeps_the_primary_config(
     assert "--cleanup-config-on-exit=false" in args
 
 
+def test_thin_refuses_rename_conf_file_with_cleanup_on_exit(helm: Helm, render: Render) -> None:
+    """Together they leave a restarted node with only `<primary>.old`: no pod networking at all."""
+    result = render(helm, set_values={"mode": "thin", "config": {"renameConfFile": True}})
+    assert not result.ok
+    assert "config.renameConfFile with config.cleanupConfigOnExit" in result.stderr
+    assert "set config.cleanupConfigOnExit=false" in result.stderr
+
+
 # --- host paths follow the values -----------------------------------------------------------------------------
 
 CUSTOM_PATHS = {

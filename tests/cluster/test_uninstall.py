@@ -51,3 +51,22 @@ def test_install_attach_uninstall(clean_cluster: ClusterKit, helm: str, values: 
         primary = kit.cluster.node_root(node) / "etc/cni/net.d" / PRIMARY_CONFIG
         assert primary.read_bytes() == kit.primary[node], f"{node}: the primary config changed"
     kit.pod_on_every_node("after")
+
+
+def test_a_thin_multus_restart_with_renamed_primary_keeps_the_node_ready(clean_cluster: ClusterKit) -> None:
+    """renameConfFile leaves only `<primary>.old` beside Multus's config: a restarted Multus pod must not take
+    the node's last config with it (the chart refuses cleanupConfigOnExit with it, see test_chart_rendering)."""
+    kit = clean_cluster
+    kit.install(HELM4, "multus", "mode=thin", "config.renameConfFile=true", "config.cleanupConfigOnExit=false")
+    worker = kit.nodes[-1]
+    old_pod = kit.multus_pods_running()[worker]
+    kit.kubectl("delete", "pod", old_pod, "-n", NAMESPACE, "--wait=true")
+    new_pod = kit.multus_pods_running()[worker]
+    assert new_pod != old_pod
+    assert worker in kit.cluster.ready_nodes(), f"{worker} went NotReady after its Multus pod restarted"
+    assert kit.loaded_config(worker).startswith("00-multus"), kit.loaded_config(worker)
+    kit.start_pod("after-restart", worker)
+    kit.wait_running("after-restart")
+    result = kit.uninstall(HELM4)
+    assert result.returncode == 0, f"helm uninstall failed:\n{result.stdout}\n{result.stderr}"
+    assert kit.loaded_config(worker) == PRIMARY_CONFIG and kit.multus_leftovers(worker) == []
