@@ -205,7 +205,8 @@ def test_tgz_is_the_chart_packaged_by_helm(pack: Path) -> None:
     assert packaged_chart == CHART
     assert packaged_values == CHART_VALUES_TEXT
     assert schema == (CHART_DIR / "values.schema.json").read_bytes()
-    templates = {p.name for p in (CHART_DIR / "templates").iterdir()}
+    templates = {str(p.relative_to(CHART_DIR / "templates")) for p in (CHART_DIR / "templates").rglob("*")
+                 if p.is_file()}
     assert {n.split("/", 2)[2] for n in names if n.startswith("multus/templates/")} == templates
     assert "multus/crds/network-attachment-definitions.yaml" in names
     assert not [n for n in names if n.startswith("multus/tests/")], ".helmignore keeps the unittest suites out"
