@@ -32,7 +32,7 @@ import yaml
 from helm import CHART_DIR, HELM_VERSIONS, REPO_ROOT
 
 WORKFLOWS_DIR = REPO_ROOT / ".github" / "workflows"
-REQUIRED = {"lint.yaml", "image.yaml", "e2e-kind.yaml"}
+REQUIRED = {"lint.yaml", "image.yaml", "e2e-kind.yaml", "release.yaml"}
 # every workflow gets the generic checks, those added later too
 WORKFLOWS = sorted(p.name for p in WORKFLOWS_DIR.glob("*.y*ml"))
 SCRIPT_HEADER = "#!/usr/bin/env bash\nset -euo pipefail\n"
@@ -342,3 +342,31 @@ def test_e2e_macvlan_check_needs_net1_with_an_address(tmp_path: Path) -> None:
     assert run_e2e_step("A macvlan NetworkAttachmentDefinition", tmp_path).returncode == 0
     (tmp_path / "ip-addr").write_text("")  # `ip addr show dev net1` printed nothing: no second interface
     assert run_e2e_step("A macvlan NetworkAttachmentDefinition", tmp_path).returncode != 0
+
+
+def test_release_signs_packages_and_pushes_the_chart_to_ghcr_on_tags() -> None:
+    """release.yaml: on a v* tag equal to the chart version, `helm package --sign` (GPG provenance), `helm verify`,
+    `helm push` to ghcr.io (OCI), `helm pull --verify` of what was pushed; never an unsigned release."""
+    workflow = load("release.yaml")
+    on = on_section(workflow)
+    assert on["push"] == {"tags": ["v*"]}, "a release only from a version tag"
+    assert "pull_request" not in on
+    (job,) = workflow["jobs"].values()
+    assert job["permissions"] == {"contents": "read", "packages": "write"}
+    assert workflow["permissions"] == {"contents": "read"}
+    runs = all_runs(workflow)
+    assert '"${GITHUB_REF_NAME}" != "v${version}"' in runs, "the tag must be the chart version"
+    assert re.search(r'"\$HELM" package chart .*--sign --key', runs)
+    assert "--passphrase-file" in runs and "--keyring" in runs
+    assert '"$HELM" verify "$tgz" --keyring' in runs
+    assert re.search(r'"\$HELM" push "\$TGZ" "\$CHARTS"', runs)
+    assert 'CHARTS=oci://${REGISTRY}/${OWNER,,}/charts' in runs and workflow["env"]["REGISTRY"] == "ghcr.io"
+    assert re.search(r'"\$HELM" pull "\$\{CHARTS\}/multus" --version "\$\{VERSION\}" .*\\\n\s+--verify', runs)
+    assert "no unsigned release" in runs
+    assert workflow["env"]["HELM_VERSION"] in {v for v, _ in HELM_VERSIONS}, "a Helm the chart tests run"
+    # secrets reach only the step that needs them
+    for _, _, step in steps(workflow):
+        secrets = {k for k, v in step.get("env", {}).items() if "secrets." in str(v)}
+        if secrets:
+            assert step["name"].startswith(("Import the signing key", "helm push")), step["name"]
+    assert not [k for k, v in job.get("env", {}).items() if "secrets." in str(v)]
