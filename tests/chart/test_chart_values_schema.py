@@ -45,7 +45,8 @@ def _leaf_paths(values: dict[str, Any], prefix: str = "") -> list[str]:
     out = []
     for key, value in values.items():
         path = f"{prefix}{key}"
-        if isinstance(value, dict) and value and key not in FREE_FORM | {"nodeSelector", "jobNodeSelector"}:
+        if isinstance(value, dict) and value and key not in FREE_FORM | {"nodeSelector", "jobNodeSelector",
+                                                                                 "nodePodAnnotations"}:
             out += _leaf_paths(value, f"{path}.")
         else:
             out.append(path)
