@@ -110,7 +110,7 @@ class ClusterKit:
         def ready() -> dict[str, str]:
             pods = self.pods(NAMESPACE, f"app.kubernetes.io/instance={release},app.kubernetes.io/component=cni")
             running = {p["spec"]["nodeName"]: p["metadata"]["name"] for p in pods
-                       if p["status"].get("phase") == "Running"
+                       if p["status"].get("phase") == "Running" and not p["metadata"].get("deletionTimestamp")
                        and all(c.get("ready") for c in p["status"].get("containerStatuses", []))}
             return running if set(running) == set(self.nodes) else {}
         return dict(wait_for("a Running Multus pod on every node", ready, 180))
