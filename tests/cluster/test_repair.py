@@ -4,6 +4,7 @@ repair, from a workstation (`multus-cleanup run --kubeconfig`) and with the char
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -53,6 +54,29 @@ def test_repair_from_a_workstation(clean_cluster: ClusterKit, tmp_path: Path) ->
     before = cleanup("check")
     assert before.returncode == 1 and "not clean" in before.stdout, before.stdout + before.stderr
     assert all(node in before.stdout for node in kit.nodes), before.stdout
+    report = json.loads(subprocess.run([command[0], "check", *command[1:], "--output", "json"], capture_output=True,
+                                       text=True, timeout=300, check=False).stdout)
+    assert report["success"] is False
+    for node in kit.nodes:
+        seen = report["nodes"][node]
+        assert seen["status"] == "not clean" and seen["report"]["dry_run"] is True, seen
+        assert "/etc/cni/net.d/00-multus.conflist" in seen["report"]["found"], seen
+    plan = cleanup("plan")
+    assert plan.returncode == 0, plan.stdout + plan.stderr
+    assert "DaemonSet kube-system/kube-multus-ds: not found, nothing to stop" in plan.stdout
+    assert f"2. clean {len(kit.nodes)} ready node(s) of {len(kit.nodes)}" in plan.stdout
+    assert "nothing (user data is kept)" in plan.stdout and "hostNetwork: true" in plan.stdout
+    assert all(kit.multus_leftovers(node) for node in kit.nodes), "plan changed a node"
+    # --context picks the cluster out of a kubeconfig whose current context is another one
+    two = yaml.safe_load(kit.cluster.kubeconfig.read_text())
+    two["clusters"].append({"name": "prod", "cluster": {"server": "https://127.0.0.1:1"}})
+    two["contexts"].append({"name": "prod", "context": {"cluster": "prod", "user": two["users"][0]["name"]}})
+    two["current-context"] = "prod"
+    (tmp_path / "two-contexts").write_text(yaml.safe_dump(two))
+    picked = subprocess.run([command[0], "check", "--kubeconfig", str(tmp_path / "two-contexts"), "--context",
+                             two["contexts"][0]["name"], "--config", str(config)], capture_output=True, text=True,
+                            timeout=300, check=False)
+    assert picked.returncode == 1 and "result: NOT CLEAN" in picked.stdout, picked.stdout + picked.stderr
     repaired = cleanup("run")
     assert repaired.returncode == 0 and "result: SUCCESS" in repaired.stdout, repaired.stdout + repaired.stderr
     after = cleanup("check")
