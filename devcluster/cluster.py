@@ -212,6 +212,15 @@ class Cluster:
     def kubeconfig(self) -> Path:
         return self.dir / "kubeconfig"
 
+    @property
+    def hub_kubeconfig(self) -> Path:
+        """The admin's kubeconfig for a process run with `hub_prefix()`, straight to the API server."""
+        return self.dir / "kubeconfig.hub"
+
+    def hub_prefix(self) -> list[str]:
+        """Command prefix that runs a process in the control plane's network namespace."""
+        return ["nsenter", f"--net=/run/netns/{self.state.hub_netns}", "--"]
+
     def node_root(self, node: str) -> Path:
         return self.dir / "nodes" / node / "root"
 
@@ -540,8 +549,8 @@ def up(directory: Path, bins: Path, *, nodes: int = 2, images: Sequence[Path] = 
        image_tags: Sequence[tuple[str, str]] = (),
        node_monitor_grace_seconds: int | None = None, log: Callable[[str], None] = print) -> Cluster:
     """Stand up a cluster in DIR (which must not hold one) and return it with every node Ready."""
-    if nodes < 1:
-        raise ClusterError("--nodes must be at least 1")
+    if nodes < 0:
+        raise ClusterError("--nodes must be 0 (the control plane alone, e.g. for fake nodes) or more")
     if missing := missing_prerequisites():
         raise ClusterError("missing: " + ", ".join(missing))
     d = directory.resolve()
@@ -575,7 +584,7 @@ def up(directory: Path, bins: Path, *, nodes: int = 2, images: Sequence[Path] = 
         _setup_network(state)
         state.save()
         cluster = Cluster(d, bins)
-        hub = ["nsenter", f"--net=/run/netns/{state.hub_netns}", "--"]
+        hub = cluster.hub_prefix()
         cp_group = f"{state.cgroup}/control-plane"
         port_file = d / "control-plane" / "forward.port"
         cluster._launch("control-plane/forward", [sys.executable, str(HERE / "forward.py"),
@@ -587,6 +596,9 @@ def up(directory: Path, bins: Path, *, nodes: int = 2, images: Sequence[Path] = 
         p = d / "pki"
         cluster.kubeconfig.write_text(pki.kubeconfig(f"https://127.0.0.1:{cluster.state.port}", p / "ca.crt",
                                                      cert=p / "admin.crt", key=p / "admin.key", user="admin"))
+        # the same for a process in the hub namespace (Cluster.hub_prefix): no forwarder in between
+        cluster.hub_kubeconfig.write_text(pki.kubeconfig(f"https://{HUB_IP}:{API_PORT}", p / "ca.crt",
+                                                         cert=p / "admin.crt", key=p / "admin.key", user="admin"))
         args = _control_plane_args(cluster.state, bins, users, node_monitor_grace_seconds)
         for key in ("etcd", "kube-apiserver"):
             cluster._launch(f"control-plane/{key}", args[key], hub, cp_group)
@@ -607,7 +619,7 @@ def up(directory: Path, bins: Path, *, nodes: int = 2, images: Sequence[Path] = 
                 n.name, "ctr", "-a", "/run/containerd/containerd.sock", "version", check=False).returncode == 0,
                   30, lambda n=n: _tail(d / "logs" / f"{n.name}-containerd.log"))  # type: ignore[misc]
         say("containerd running on every node")
-        if images:
+        if images and cluster.state.nodes:
             cluster.import_images(images, tags=image_tags)
             say(f"{len(images)} image(s) imported into every node")
         for n in cluster.state.nodes:
