@@ -172,7 +172,8 @@ def test_repair_mode_runs_the_cleanup_as_an_ordinary_job_without_multus(helm: He
 
 @pytest.mark.parametrize(("toleration", "message"), [
     ({"operator": "Exists"}, "key"),
-    ({"key": "node.kubernetes.io/unreachable", "operator": "Exists"}, "must not tolerate node.kubernetes.io/unreachable"),
+    ({"key": "node.kubernetes.io/unreachable", "operator": "Exists"},
+     "must not tolerate node.kubernetes.io/unreachable"),
     ({"key": "node.kubernetes.io/not-ready", "operator": "Exists", "effect": "NoSchedule"},
      "must not tolerate node.kubernetes.io/not-ready"),
 ])
