@@ -27,8 +27,9 @@ def break_the_cluster(kit: ClusterKit, helm: str) -> None:
         assert kit.loaded_config(node) == "00-multus.conflist", f"{node}: Multus's config is not left behind"
     kit.start_pod("broken", kit.nodes[-1])
     message = wait_for("the runtime's error for the new pod", lambda: kit.pod_state("broken").waiting, 90)
-    # the runtime's own words: the thin binary's token belongs to a ServiceAccount that no longer exists
-    assert 'plugin type="multus"' in message and "Unauthorized" in message, message
+    # the runtime's own words: the thin binary's token belongs to a ServiceAccount that is gone (Unauthorized)
+    # or, while the API server still has it, lost its ClusterRoleBinding (forbidden)
+    assert 'plugin type="multus"' in message and ("Unauthorized" in message or "forbidden" in message), message
     kit.kubectl("delete", "pod", "broken", "-n", "default", "--grace-period=1", "--wait=true", check=False)
 
 
