@@ -122,7 +122,7 @@ def main() -> int:
     ok = False
     try:
         prepare(step)
-        bins = tool.real_bin_dir()
+        bins = tool.real_bin_dir(quiet=True)
         step("Stand up the cluster",
              "etcd, kube-apiserver, kube-controller-manager and kube-scheduler, and two real nodes (kubelet, "
              "kube-proxy, containerd), each in network and mount namespaces of its own under a temp dir.")

@@ -18,11 +18,12 @@ from . import cluster, images
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def real_bin_dir() -> Path:
+def real_bin_dir(*, quiet: bool = False) -> Path:
     """$REAL_CACHE/bin of tools/build-real, after building what is missing (cached: seconds when warm)."""
-    r = subprocess.run([str(ROOT / "tools" / "build-real")], stdout=sys.stderr, check=False)
+    r = subprocess.run([str(ROOT / "tools" / "build-real")], stdout=subprocess.PIPE if quiet else sys.stderr,
+                       stderr=subprocess.STDOUT if quiet else None, text=True, check=False)
     if r.returncode != 0:
-        raise cluster.ClusterError("tools/build-real failed (see above)")
+        raise cluster.ClusterError("tools/build-real failed" + (f":\n{r.stdout[-3000:]}" if quiet else " (see above)"))
     out = subprocess.run([str(ROOT / "tools" / "build-real"), "--print-dir", "kubernetes"], capture_output=True,
                          text=True, check=True).stdout.strip()
     return Path(out).parent / "bin"
