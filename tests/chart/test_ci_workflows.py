@@ -190,7 +190,7 @@ def test_lint_runs_ct_lint_helm_unittest_and_the_python_checks() -> None:
     assert re.fullmatch(r"v\d+\.\d+\.\d+", workflow["env"]["HELM_UNITTEST_VERSION"])
     assert re.search(r"^\s*helm unittest .*chart$", runs, re.MULTILINE)
     assert list((CHART_DIR / "tests").glob("*_test.yaml")), "helm unittest needs suites in chart/tests"
-    assert ".venv/bin/ruff check hook tests demo tools" in runs
+    assert ".venv/bin/ruff check hook tests demo devcluster bench tools" in runs
     assert ".venv/bin/lint-imports --no-cache" in runs  # the layer contract (pyproject.toml), as tools/test
     assert ".venv/bin/mypy --strict hook demo" in runs
     assert re.search(r"pytest .*tests/unit tests/chart", runs)
