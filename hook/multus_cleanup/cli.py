@@ -75,7 +75,8 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
 
 def _node(args: argparse.Namespace, env: Mapping[str, str], out: TextIO, err_out: TextIO) -> int:
     from .config import CONFIG_ENV, load_config
-    from .node.engine import NodeRun, check_backup_dir, clean_node
+    from .config.node import check_backup_dir
+    from .node.engine import NodeRun, clean_node
     from .report import LOG_REPORT_PREFIX
 
     config = load_config(args.config, env.get(CONFIG_ENV))

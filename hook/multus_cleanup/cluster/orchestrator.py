@@ -13,8 +13,8 @@ from dataclasses import dataclass, field
 import yaml
 
 from ..config import CleanupConfig
-from .apiobjects import NAD_CRD, delete_requested
 from .comeback import came_back, warn_tracked
+from .deletions import NAD_CRD, delete_requested
 from .kube import CRDS, DAEMONSETS, NADS, PODS, ApiError, Kube, NotFound
 from .nodepod import NodePodFactory, Owner, validate_pod
 from .nodes import NodeInfo, list_nodes

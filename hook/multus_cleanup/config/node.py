@@ -118,3 +118,12 @@ def _check_whole_dirs(cfg: NodeConfig, field: str) -> None:
             if _inside(other, path):
                 raise ConfigError(f"{field}.{key}", f"{path!r} contains {field}.{other_key} ({other!r}); "
                                                     "removing it would delete other CNIs' files")
+
+
+def check_backup_dir(cfg: NodeConfig, backup_dir: str) -> None:
+    """--backup-dir must not land where a runtime or Multus would read it, nor inside what is removed."""
+    path = f.host_path(backup_dir, "--backup-dir")
+    for key, place in (("cniConfDir", cfg.cni_conf_dir), ("cniBinDir", cfg.cni_bin_dir), *cfg.whole_dirs):
+        if path == place or path.startswith(place + "/"):
+            raise ConfigError("--backup-dir", f"{path} is inside node.{key} ({place}); choose a directory "
+                                              "outside the CNI and Multus directories, e.g. /var/backups/multus")

@@ -6,6 +6,7 @@ import json
 import posixpath
 from dataclasses import dataclass
 
+from ..config import NodeConfig
 from .hostfs import HostFS, describe
 
 CONFIG_EXTENSIONS = (".conf", ".conflist", ".json")
@@ -60,3 +61,9 @@ def read_netconf(fs: HostFS, host_path: str, *, as_name: str | None = None) -> N
 
 def references(conf: NetConf, plugin: str) -> bool:
     return plugin in conf.plugin_types
+
+
+def is_multus_config(cfg: NodeConfig, conf: NetConf) -> bool:
+    """Multus's own config: one of its file names, or a first plugin of a Multus type (multus, multus-shim)."""
+    name = posixpath.basename(conf.host_path)
+    return name in cfg.config_files or bool(conf.plugin_types and conf.plugin_types[0] in cfg.plugin_types)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import posixpath
 from dataclasses import dataclass
 
-from ..config import ConfigError, NodeConfig
+from ..config import NodeConfig
 from ..report import Kept, Move, NodeReport
 from .footprint import Action, Plan, make_plan
 from .hostfs import HostFS, HostPathError
@@ -20,17 +20,6 @@ class NodeRun:
     node_name: str
     dry_run: bool = False
     backup_dir: str | None = None  # a host path: move instead of delete
-
-
-def check_backup_dir(cfg: NodeConfig, backup_dir: str) -> None:
-    """The backup must not land where a runtime or Multus would read it, nor inside what is removed."""
-    from ..config.fields import host_path
-
-    path = host_path(backup_dir, "--backup-dir")
-    for key, place in (("cniConfDir", cfg.cni_conf_dir), ("cniBinDir", cfg.cni_bin_dir), *cfg.whole_dirs):
-        if path == place or path.startswith(place + "/"):
-            raise ConfigError("--backup-dir", f"{path} is inside node.{key} ({place}); choose a directory "
-                                              "outside the CNI and Multus directories, e.g. /var/backups/multus")
 
 
 def clean_node(cfg: NodeConfig, run: NodeRun) -> NodeReport:

@@ -14,9 +14,8 @@ from dataclasses import dataclass
 from enum import IntEnum
 
 from ..config import NodeConfig
-from .cniconf import CONFIG_EXTENSIONS, config_names, read_netconf
+from .cniconf import CONFIG_EXTENSIONS, config_names, is_multus_config, read_netconf
 from .hostfs import Entry, HostFS
-from .verify import is_multus_config
 
 # Cilium with `cni.exclusive` renames every other CNI config to `<name>.cilium_bak`, and renames them back
 # when it is uninstalled: a Multus config left there would come back after Multus is gone.

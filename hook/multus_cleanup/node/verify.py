@@ -6,7 +6,7 @@ import posixpath
 from dataclasses import dataclass
 
 from ..config import NodeConfig
-from .cniconf import NetConf, config_names, read_netconf
+from .cniconf import NetConf, config_names, is_multus_config, read_netconf
 from .hostfs import HostFS
 
 
@@ -15,11 +15,6 @@ class Verdict:
     loaded: str | None  # host path of the config the runtime loads, or None
     is_multus: bool
     pod_error: str | None  # the error new pods would meet, in the runtime's words where we know them
-
-
-def is_multus_config(cfg: NodeConfig, conf: NetConf) -> bool:
-    name = posixpath.basename(conf.host_path)
-    return name in cfg.config_files or bool(conf.plugin_types and conf.plugin_types[0] in cfg.plugin_types)
 
 
 def inspect(fs: HostFS, cfg: NodeConfig) -> Verdict:
