@@ -13,7 +13,7 @@ SCHEMA = json.loads((CHART_DIR / "values.schema.json").read_text())
 # Kubernetes objects passed through as they are (the API server validates them), and free-form config
 FREE_FORM = {"resources", "initResources", "affinity", "podSecurityContext", "securityContext", "updateStrategy",
              "daemonExtraConfig", "global", "tolerations[]", "extraEnv[]", "extraVolumes[]", "extraVolumeMounts[]",
-             "nodePodResources", "nodePodSecurityContext",
+             "nodePodResources", "nodePodSecurityContext", "jobAffinity",
              "networkConfig"}  # tests.networkConfig: a CNI config, handed to the plugin as it is
 EXTENSIBLE: set[str] = set()
 

@@ -78,7 +78,7 @@ class ClusterConfig:
     # How long an image pull error or CreateContainerError may last before the node counts as failed:
     # the kubelet retries them, and a registry hiccup or a rate limit usually passes.
     start_error_grace_seconds: int = 60
-    stop_timeout_seconds: int = 120
+    stop_timeout_seconds: int = 90  # the chart's cleanup.stopTimeoutSeconds (tests/chart/test_chart_values_sources.py)
     # The whole run's budget: keep it below the hook Job's activeDeadlineSeconds, so the run still ends
     # with a summary that names the nodes it could not finish.
     deadline_seconds: int = 600
