@@ -19,8 +19,9 @@ def _ints(text: str) -> list[int]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
-    parser.add_argument("--sizes", type=_ints, default=[1, 10, 100, 1000, 5000],
-                        help="node counts for `multus-cleanup run` (default: 1,10,100,1000,5000)")
+    parser.add_argument("--sizes", type=_ints, default=None,
+                        help="node counts for `multus-cleanup run` (default: 1,10,100,1000,5000; "
+                             "with --real-control-plane 100,1000,5000)")
     parser.add_argument("--repeat", type=int, default=3,
                         help="runs per size; the run with the median overhead is reported (default 3)")
     parser.add_argument("--concurrency", type=int, default=20,
@@ -39,7 +40,22 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--profile", type=Path, metavar="DIR",
                         help="run the orchestrator under py-spy (pip install py-spy): collapsed stacks in DIR; "
                              "timings are then not comparable")
+    parser.add_argument("--real-control-plane", action="store_true",
+                        help="only `multus-cleanup run` against a real control plane (devcluster: etcd, "
+                             "kube-apiserver, kube-controller-manager, kube-scheduler) with the fake nodes of "
+                             "bench/fakenodes.py and the chart's default values; needs root (bench/README.md)")
+    parser.add_argument("--pod-seconds", type=float, default=5.0,
+                        help="with --real-control-plane: seconds each fake node takes per cleanup pod (default 5)")
+    parser.add_argument("--lease-interval", type=float, default=30.0,
+                        help="with --real-control-plane: seconds between two renewals of a fake node's Lease "
+                             "(default 30; kube-controller-manager's grace is 50)")
+    parser.add_argument("--workdir", type=Path, help="with --real-control-plane: where the clusters live "
+                        "(default: a temporary directory under /tmp)")
     args = parser.parse_args(argv)
+    if args.real_control_plane:
+        return real_control_plane(args)
+    if args.sizes is None:
+        args.sizes = [1, 10, 100, 1000, 5000]
 
     started = time.monotonic()
     info = machine()
@@ -92,6 +108,28 @@ def main(argv: list[str] | None = None) -> int:
             second = args.plot.with_name(f"{args.plot.stem}-concurrency{args.plot.suffix}")
             plot.concurrency_figure(out["scaling"], second)
             print(f"wrote {second}")
+    return 0
+
+
+def real_control_plane(args: argparse.Namespace) -> int:
+    from . import realcp
+
+    started = time.monotonic()
+    info = machine()
+    sizes = args.sizes or [100, 1000, 5000]
+    print(f"machine: {info['nproc']} CPUs ({info['cpu']}), {info['memory']}, Python {info['python']}, "
+          f"Linux {info['kernel']}; load average {info['load']}")
+    print(f"\n## `multus-cleanup run` on a real control plane: {', '.join(f'{n:,}' for n in sizes)} fake nodes, "
+          f"{args.pod_seconds:g} s per cleanup pod, the chart's default values")
+    results = realcp.run(sizes, pod_seconds=args.pod_seconds, lease_interval=args.lease_interval,
+                         workdir=args.workdir)
+    print()
+    print(realcp.report(results))
+    out: dict[str, Any] = {"machine": info, "argv": sys.argv[1:], "real_control_plane": realcp.to_json(results),
+                           "bench_seconds": time.monotonic() - started, "load_after": load()}
+    print(f"\nbench took {out['bench_seconds']:.0f} s; load average now {out['load_after']}")
+    if args.json:
+        args.json.write_text(json.dumps(out, indent=1))
     return 0
 
 
