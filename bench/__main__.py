@@ -51,6 +51,8 @@ def main(argv: list[str] | None = None) -> int:
                              "(default 30; kube-controller-manager's grace is 50)")
     parser.add_argument("--workdir", type=Path, help="with --real-control-plane: where the clusters live "
                         "(default: a temporary directory under /tmp)")
+    parser.add_argument("--hook-rev", default="HEAD", help="with --real-control-plane: the commit whose hook/ "
+                        "(the orchestrator) and chart/ run (default HEAD: not the working tree)")
     args = parser.parse_args(argv)
     if args.real_control_plane:
         return real_control_plane(args)
@@ -122,7 +124,7 @@ def real_control_plane(args: argparse.Namespace) -> int:
     print(f"\n## `multus-cleanup run` on a real control plane: {', '.join(f'{n:,}' for n in sizes)} fake nodes, "
           f"{args.pod_seconds:g} s per cleanup pod, the chart's default values")
     results = realcp.run(sizes, pod_seconds=args.pod_seconds, lease_interval=args.lease_interval,
-                         workdir=args.workdir)
+                         workdir=args.workdir, hook_rev=args.hook_rev)
     print()
     print(realcp.report(results))
     out: dict[str, Any] = {"machine": info, "argv": sys.argv[1:], "real_control_plane": realcp.to_json(results),

@@ -57,7 +57,7 @@ from typing import Any
 import aiohttp
 import yaml
 
-from .common import use_test_helpers
+from .common import ROOT
 
 NODE_PREFIX = "fake-node-"
 LEASE_NAMESPACE = "kube-node-lease"
@@ -77,11 +77,15 @@ def node_ip(index: int) -> str:
 
 def clean_report_template() -> Any:
     """The report `multus-cleanup node` writes after cleaning a thick Multus footprint: the real engine on a
-    throwaway tree, once."""
-    use_test_helpers()
-    import footprints as fp
+    throwaway tree, once. multus_cleanup comes from PYTHONPATH (the bench's pinned copy) or the venv; the
+    footprint builders from tests/, read-only."""
     from multus_cleanup.config import CleanupConfig
     from multus_cleanup.node.engine import NodeRun, clean_node
+
+    for path in (ROOT, ROOT / "tests"):
+        if str(path) not in sys.path:
+            sys.path.append(str(path))
+    import footprints as fp
 
     with tempfile.TemporaryDirectory(prefix="fakenodes-") as tmp:
         root = Path(tmp) / "root"

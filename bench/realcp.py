@@ -19,7 +19,7 @@ Measured per run: wall time from spawning the orchestrator to its exit; its log 
 arrive (stop: the DaemonSet patch, "Stopping Multus", to "All Multus pods ... are gone"); the DaemonSet
 controller's deletion time and rate from the fake nodes' view (the patch to the last Multus pod gone); the
 orchestrator's API requests (its summary) and peak RSS (VmHWM); CPU seconds of every process of the
-control plane, the fake nodes and the orchestrator, sampled every second from /proc/PID/stat, and how busy
+control plane, the fake nodes and the orchestrator, sampled every 0.5 s from /proc/PID/stat, and how busy
 the whole machine was (/proc/stat).
 
 devcluster's `--nodes 0` still starts one real node (`control-plane`: kubelet, kube-proxy, containerd);
@@ -42,13 +42,11 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
+import devcluster.cluster as devcluster
 import yaml
+from devcluster import images
 
-from .common import PEAK_ENV, ROOT, VENV_BIN, shim_argv, table, use_test_helpers
-
-use_test_helpers()
-import devcluster.cluster as devcluster  # noqa: E402
-from devcluster import images  # noqa: E402
+from .common import PEAK_ENV, ROOT, VENV_BIN, shim_argv, table
 
 NAMESPACE = "kube-system"
 RELEASE = "multus"
@@ -56,6 +54,18 @@ JOB = "multus-cleanup"
 MULTUS_SELECTOR = "app.kubernetes.io/instance=multus,app.kubernetes.io/component=cni"
 CONTROL_PLANE = ("etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler")
 TICK = os.sysconf("SC_CLK_TCK")
+
+
+def export_source(rev: str, dest: Path) -> str:
+    """hook/ and chart/ as committed at REV, into DEST: the orchestrator, the fake nodes' report and the
+    chart come from there (PYTHONPATH=DEST/hook), not from a working tree others may be editing."""
+    commit = subprocess.check_output(["git", "-C", str(ROOT), "rev-parse", "--verify", f"{rev}^{{commit}}"],
+                                     text=True).strip()
+    dest.mkdir(parents=True, exist_ok=True)
+    archive = subprocess.run(["git", "-C", str(ROOT), "archive", "--format=tar", commit, "hook", "chart"],
+                             capture_output=True, check=True).stdout
+    subprocess.run(["tar", "-x", "-C", str(dest)], input=archive, check=True)
+    return commit
 
 
 def real_bins() -> Path:
@@ -67,6 +77,7 @@ def real_bins() -> Path:
 class RealRun:
     nodes: int
     pod_seconds: float
+    hook_commit: str
     concurrency: int
     stop_timeout_seconds: int
     success: bool
@@ -88,8 +99,14 @@ class RealRun:
     machine_busy: float = 0.0  # fraction of all CPUs busy during the hook (every process on the machine)
     runner: dict[str, Any] = field(default_factory=dict)  # the fake nodes' requests during the hook and more
     setup: dict[str, float] = field(default_factory=dict)
-    timeline: list[dict[str, Any]] = field(default_factory=list)  # per second: CPU seconds so far per process
+    phase_cpu: dict[str, dict[str, float]] = field(default_factory=dict)  # phase -> process -> CPU s, "seconds"
+    timeline: list[dict[str, Any]] = field(default_factory=list)  # every 0.5 s: CPU seconds so far per process
     log_tail: str = ""
+
+    @property
+    def sweep_ideal_seconds(self) -> float:
+        """What the pods alone take at the configured concurrency: ceil(nodes / concurrency) waves."""
+        return -(-self.nodes // self.concurrency) * self.pod_seconds
 
     @property
     def ratio(self) -> float:
@@ -106,14 +123,14 @@ class FakeNodes:
     """bench/fakenodes.py as a subprocess in the hub namespace; its JSON-lines stdout read by a thread."""
 
     def __init__(self, cluster: devcluster.Cluster, nodes: int, pod_seconds: float, lease_interval: float,
-                 log_path: Path) -> None:
+                 log_path: Path, env: dict[str, str]) -> None:
         self.events: list[dict[str, Any]] = []
         self.lock = threading.Condition()
         self._err = log_path.open("wb")
         self.proc = subprocess.Popen(
             [*cluster.hub_prefix(), str(VENV_BIN / "python"), "-m", "bench.fakenodes", "--kubeconfig",
              str(cluster.hub_kubeconfig), "--nodes", str(nodes), "--pod-seconds", str(pod_seconds),
-             "--lease-interval", str(lease_interval)], cwd=ROOT, stdout=subprocess.PIPE, stderr=self._err)
+             "--lease-interval", str(lease_interval)], cwd=ROOT, stdout=subprocess.PIPE, stderr=self._err, env=env)
         self.reader = threading.Thread(target=self._read, daemon=True)
         self.reader.start()
 
@@ -180,9 +197,9 @@ def machine_jiffies() -> tuple[int, int]:
 
 
 class Sampler(threading.Thread):
-    """CPU seconds of each named process, every `interval` s, while the hook runs."""
+    """CPU seconds of each named process (cumulative since the start), every `interval` s, while the hook runs."""
 
-    def __init__(self, pids: dict[str, int], interval: float = 1.0) -> None:
+    def __init__(self, pids: dict[str, int], interval: float = 0.5) -> None:
         super().__init__(daemon=True)
         self.pids = dict(pids)
         self.interval = interval
@@ -192,6 +209,7 @@ class Sampler(threading.Thread):
         self.last: dict[str, float] = dict(self.start_cpu)
         self.jiffies_start = machine_jiffies()
         self.t0 = time.monotonic()
+        self.samples.append({"t": 0.0, **dict.fromkeys(self.pids, 0.0)})
 
     def add(self, name: str, pid: int) -> None:
         self.pids[name] = pid
@@ -231,9 +249,9 @@ def _without_real_node(cluster: devcluster.Cluster) -> None:
         cluster.kubectl("delete", "lease", "-n", "kube-node-lease", node.name, "--ignore-not-found")
 
 
-def render_chart(bins: Path, out: Path) -> tuple[Path, Path]:
+def render_chart(bins: Path, chart: Path, out: Path) -> tuple[Path, Path]:
     """The chart with its default values: (every non-hook object, the cleanup's config.yaml)."""
-    text = subprocess.check_output([str(bins / "helm"), "template", RELEASE, str(ROOT / "chart"), "-n", NAMESPACE,
+    text = subprocess.check_output([str(bins / "helm"), "template", RELEASE, str(chart), "-n", NAMESPACE,
                                     "--no-hooks"], text=True)
     manifest = out / "chart.yaml"
     manifest.write_text(text)
@@ -264,8 +282,8 @@ class StampedLog(threading.Thread):
         return next((t for t, line in self.lines if needle in line), None)
 
 
-def run_size(nodes: int, *, pod_seconds: float, lease_interval: float, workdir: Path, bins: Path,
-             log: Any = print) -> RealRun:
+def run_size(nodes: int, *, pod_seconds: float, lease_interval: float, workdir: Path, bins: Path, source: Path,
+             commit: str, log: Any = print) -> RealRun:
     directory = workdir / f"cluster-{nodes}"
     setup: dict[str, float] = {}
     t0 = time.monotonic()
@@ -274,8 +292,9 @@ def run_size(nodes: int, *, pod_seconds: float, lease_interval: float, workdir: 
     try:
         _without_real_node(cluster)
         setup["control_plane_seconds"] = round(time.monotonic() - t0, 1)
-        manifest, config = render_chart(bins, workdir)
-        fake = FakeNodes(cluster, nodes, pod_seconds, lease_interval, workdir / f"fakenodes-{nodes}.log")
+        manifest, config = render_chart(bins, source / "chart", workdir)
+        env = {**os.environ, "PYTHONPATH": str(source / "hook")}
+        fake = FakeNodes(cluster, nodes, pod_seconds, lease_interval, workdir / f"fakenodes-{nodes}.log", env)
         made = fake.wait("the fake nodes", lambda e: e["event"] == "nodes", 60 + nodes / 20)
         setup["nodes_seconds"] = made["seconds"]
         t1 = time.monotonic()
@@ -288,7 +307,7 @@ def run_size(nodes: int, *, pod_seconds: float, lease_interval: float, workdir: 
         job = _create_job(cluster)
         settings = yaml.safe_load(config.read_text())["cluster"]
         return _hook(cluster, fake, job, config, nodes=nodes, pod_seconds=pod_seconds, settings=settings,
-                     workdir=workdir, setup=setup)
+                     workdir=workdir, setup=setup, env=env, commit=commit)
     finally:
         if fake is not None:
             fake.stop()
@@ -307,11 +326,12 @@ def _create_job(cluster: devcluster.Cluster) -> str:
 
 
 def _hook(cluster: devcluster.Cluster, fake: FakeNodes, job_text: str, config: Path, *, nodes: int,
-          pod_seconds: float, settings: dict[str, Any], workdir: Path, setup: dict[str, float]) -> RealRun:
+          pod_seconds: float, settings: dict[str, Any], workdir: Path, setup: dict[str, float],
+          env: dict[str, str], commit: str) -> RealRun:
     job = json.loads(job_text)
     peak_file = workdir / f"peak-rss-{nodes}"
     peak_file.unlink(missing_ok=True)
-    env = {**os.environ, "MULTUS_CLEANUP_JOB_NAME": JOB, "MULTUS_CLEANUP_JOB_UID": job["metadata"]["uid"],
+    env = {**env, "MULTUS_CLEANUP_JOB_NAME": JOB, "MULTUS_CLEANUP_JOB_UID": job["metadata"]["uid"],
            PEAK_ENV: str(peak_file)}
     argv = [*cluster.hub_prefix(), *shim_argv("run", "--kubeconfig", str(cluster.hub_kubeconfig), "--config",
                                               str(config), "--output", "json")]
@@ -353,7 +373,7 @@ def _hook(cluster: devcluster.Cluster, fake: FakeNodes, job_text: str, config: P
     wall = end - start
     peak_kb = int(peak_file.read_text()) if peak_file.exists() else 0
     return RealRun(
-        nodes=nodes, pod_seconds=pod_seconds, concurrency=int(settings["concurrency"]),
+        nodes=nodes, pod_seconds=pod_seconds, hook_commit=commit, concurrency=int(settings["concurrency"]),
         stop_timeout_seconds=int(settings["stopTimeoutSeconds"]),
         success=exit_code == 0 and bool(summary.get("success")),
         error=summary.get("error") or (None if exit_code == 0 else _last_error(stamped)), exit_code=exit_code,
@@ -372,7 +392,28 @@ def _hook(cluster: devcluster.Cluster, fake: FakeNodes, job_text: str, config: P
                 "max_renew_gap_seconds": after["max_renew_gap"], "errors": after["errors"],
                 "cleanup_in_flight_max": after["cleanup_in_flight_max"]},
         setup=setup, timeline=sampler.samples,
+        phase_cpu=_phase_cpu(sampler.samples, {"start-up": (0.0, patch - start_wall if patch else wall),
+                                               "stop": (patch - start_wall if patch else wall,
+                                                        (gone or end_wall) - start_wall),
+                                               "sweep": ((gone or end_wall) - start_wall, wall)}),
         log_tail="\n".join(line for _, line in stamped.lines[-8:]))
+
+
+def _phase_cpu(samples: list[dict[str, Any]], phases: dict[str, tuple[float, float]]) -> dict[str, dict[str, float]]:
+    """CPU seconds per process in each phase, from the samples (the last sample at or before
+    each boundary; the first sample stands for the start)."""
+    def at(t: float) -> dict[str, Any]:
+        before = [s for s in samples if s["t"] <= t]
+        return before[-1] if before else {}
+
+    out: dict[str, dict[str, float]] = {}
+    for name, (a, b) in phases.items():
+        if b - a < 0.5:
+            continue
+        first, last = at(a), at(b)
+        used = {k: round(v - first.get(k, 0.0), 2) for k, v in last.items() if k != "t"}
+        out[name] = {**used, "seconds": round(b - a, 2), "cores": round(sum(used.values()) / (b - a), 2)}
+    return out
 
 
 def _last_error(stamped: StampedLog) -> str | None:
@@ -381,7 +422,7 @@ def _last_error(stamped: StampedLog) -> str | None:
 
 
 def run(sizes: list[int], *, pod_seconds: float, lease_interval: float, workdir: Path | None = None,
-        log: Any = print) -> list[RealRun]:
+        hook_rev: str = "HEAD", log: Any = print) -> list[RealRun]:
     """Every size on a fresh control plane. With `workdir`, the logs of each run stay in a new directory there
     (the orchestrator's log and summary, the fake nodes' events); without, in a temporary one."""
     bins = real_bins()
@@ -393,9 +434,11 @@ def run(sizes: list[int], *, pod_seconds: float, lease_interval: float, workdir:
             workdir.mkdir(parents=True, exist_ok=True)
             tmp = Path(tempfile.mkdtemp(prefix=time.strftime("run-%H%M%S-"), dir=workdir))
             log(f"  logs in {tmp}")
+        commit = export_source(hook_rev, tmp / "source")
+        log(f"  hook/ and chart/ of {commit[:12]} ({hook_rev})")
         for nodes in sizes:
             result = run_size(nodes, pod_seconds=pod_seconds, lease_interval=lease_interval, workdir=tmp,
-                              bins=bins, log=log)
+                              bins=bins, source=tmp / "source", commit=commit, log=log)
             log(f"  {nodes:>5} nodes: {'success' if result.success else 'FAILED'} in {result.wall_seconds:.1f} s "
                 f"(floor {result.floor_seconds:.1f} s{' est.' if result.floor_estimated else ''}), stop "
                 f"{result.stop_seconds} s, {result.total_requests} requests, {result.peak_rss_mb:.0f} MB"
@@ -411,10 +454,12 @@ def report(results: list[RealRun]) -> str:
         rows.append([f"{r.nodes:,}", "yes" if r.success else "NO", f"{r.wall_seconds:.1f}",
                      f"{r.to_patch_seconds or 0:.1f}", f"{r.stop_seconds or 0:.1f}",
                      f"{r.sweep_seconds:.1f}" if r.sweep_seconds is not None else "-",
+                     f"{r.sweep_ideal_seconds:.0f}",
                      f"{r.ds_deletion_rate:.1f}", f"{r.floor_seconds:.1f}" + ("*" if r.floor_estimated else ""),
                      f"{r.ratio:.2f}", f"{r.total_requests:,}", f"{r.total_requests / r.nodes:.2f}",
                      f"{r.peak_rss_mb:.0f}", verbs])
-    text = table(["nodes", "ok", "wall s", "to stop s", "stop s", "sweep s", "DS del/s", "floor s", "wall/floor",
+    text = table(["nodes", "ok", "wall s", "to stop s", "stop s", "sweep s", "sweep ideal s", "DS del/s",
+                  "floor s", "wall/floor",
                   "requests", "req/node", "peak RSS MB", "by verb"], rows)
     lines = ["", "* estimated: the stop failed before every Multus pod was gone; floor = pod time + nodes / "
              "deletion rate", ""] if any(r.floor_estimated for r in results) else ["", ""]
@@ -426,6 +471,10 @@ def report(results: list[RealRun]) -> str:
     text += "\n".join(lines) + "\n" + table(
         ["nodes", *(f"{n} CPU s" for n in names), "cores used", "machine busy", "lease renew/s", "fake req/s",
          "max lease gap s"], cpu_rows)
+    phase_rows = [[f"{r.nodes:,}", phase, f"{c['seconds']:.1f}", *(f"{c.get(n, 0):.1f}" for n in names),
+                   f"{c['cores']:.2f}"] for r in results for phase, c in r.phase_cpu.items()]
+    text += "\n\nCPU seconds per phase (cores used: all of these processes together; the machine has " \
+            f"{os.cpu_count()}):\n" + table(["nodes", "phase", "seconds", *names, "cores used"], phase_rows)
     for r in results:
         if r.error:
             text += f"\n{r.nodes:,} nodes: {r.error}"
@@ -433,4 +482,11 @@ def report(results: list[RealRun]) -> str:
 
 
 def to_json(results: list[RealRun]) -> list[dict[str, Any]]:
-    return [{**asdict(r), "ratio": r.ratio, "total_requests": r.total_requests} for r in results]
+    return [{**asdict(r), "ratio": r.ratio, "total_requests": r.total_requests,
+             "sweep_ideal_seconds": r.sweep_ideal_seconds} for r in results]
+
+
+def from_json(items: list[dict[str, Any]]) -> list[RealRun]:
+    """RealRuns back from to_json's output (to render the report of an earlier run)."""
+    names = set(RealRun.__dataclass_fields__)
+    return [RealRun(**{k: v for k, v in item.items() if k in names}) for item in items]
