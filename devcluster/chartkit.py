@@ -213,6 +213,7 @@ class ClusterKit:
                      "--grace-period=1", "--wait=true", check=False, timeout=180)
         self.kubectl("delete", "jobs,pods,daemonsets", "-n", NAMESPACE, "-l", "app.kubernetes.io/name",
                      "--wait=true", "--grace-period=1", check=False, timeout=180)
+        self.kubectl("delete", "events", "-n", NAMESPACE, "--all", check=False)  # each test sees its own
         for node in self.nodes:
             root = self.cluster.node_root(node)
             for p in MULTUS_PATHS:

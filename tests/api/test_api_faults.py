@@ -32,7 +32,8 @@ def test_500_and_429_with_retry_after_are_retried(cluster: SimCluster) -> None:
     assert "HTTP 429" in log and "retrying in 1." in log and "HTTP 500" in log
     assert time.monotonic() - started >= 1.0  # Retry-After was honoured
     assert cluster.server.log.count(verb="create", resource="pods") == 1 + len(names) + 2  # the dry run first
-    assert summary["api_requests"]["create"] == 1 + len(names) + 2
+    events = cluster.server.log.count(verb="create", resource="events")  # progress and result on the Job
+    assert summary["api_requests"]["create"] == 1 + len(names) + 2 + events
 
 
 def test_409_on_create_is_checked_and_the_pod_created(cluster: SimCluster) -> None:

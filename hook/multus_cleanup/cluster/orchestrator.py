@@ -8,6 +8,7 @@ import logging
 import secrets
 import string
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import yaml
@@ -15,6 +16,7 @@ import yaml
 from ..config import CleanupConfig
 from .comeback import came_back, warn_tracked
 from .deletions import NAD_CRD, delete_requested
+from .events import JobEvents
 from .kube import CRDS, DAEMONSETS, NADS, PODS, ApiError, Kube, NotFound
 from .nodepod import NodePodFactory, Owner, validate_pod
 from .nodes import NodeInfo, list_nodes
@@ -92,6 +94,24 @@ def _verdict(summary: Summary) -> str:
 
 def run(config: CleanupConfig, kube: Kube, owner: Owner | None, run_id: str | None = None) -> Summary:
     summary = Summary("run", run_id or new_run_id())
+    events = JobEvents(kube, owner, config.cluster.namespace, summary.run_id)
+    try:
+        _run(config, kube, owner, summary, events)
+    except ApiError as err:
+        events.warning("CleanupFailed", f"{err}; nothing was deleted from the API")
+        raise
+    for outcome in summary.outcomes:
+        if outcome.status != CLEAN:
+            events.node_failed(outcome.node, outcome.status, outcome.detail)
+    if summary.success:
+        events.normal("CleanupSucceeded", _verdict(summary))
+    else:
+        events.warning("CleanupFailed", f"{summary.error}. {_verdict(summary)}")
+    summary.requests = dict(kube.requests)  # the Events included
+    return summary
+
+
+def _run(config: CleanupConfig, kube: Kube, owner: Owner | None, summary: Summary, events: JobEvents) -> Summary:
     deadline = time.monotonic() + config.cluster.deadline_seconds
     cluster = config.cluster
     factory = NodePodFactory(config, summary.run_id, owner)
@@ -102,12 +122,16 @@ def run(config: CleanupConfig, kube: Kube, owner: Owner | None, run_id: str | No
     except PreflightError as err:
         summary.error = str(err)
         return _done(summary, kube)
+    events.normal("CleanupStarted", f"stopping Multus, then cleaning {sum(n.ready for n in nodes)} ready node(s) "
+                                    f"of {len(nodes)} (run {summary.run_id})")
     stopped = pause_multus(kube, cluster.multus_daemonsets)
     warn_tracked(stopped)
     try:
         summary.multus_pods_stopped = wait_stopped(kube, stopped, cluster.stop_timeout_seconds,
                                                    frozenset(n.name for n in nodes if not n.ready))
-        _sweep(kube, factory, config, summary, "clean", nodes, deadline)
+        events.normal("MultusStopped", f"{summary.multus_pods_stopped} Multus pod(s) stopped; cleaning the nodes")
+        _sweep(kube, factory, config, summary, "clean", nodes, deadline,
+               on_progress=events.progress)
     except StopError as err:
         summary.error = str(err)
         _undo(kube, stopped, summary)
@@ -176,10 +200,10 @@ def check(config: CleanupConfig, kube: Kube, owner: Owner | None, run_id: str | 
 
 
 def _sweep(kube: Kube, factory: NodePodFactory, config: CleanupConfig, summary: Summary, what: str,
-           nodes: list[NodeInfo], deadline: float) -> None:
+           nodes: list[NodeInfo], deadline: float, on_progress: Callable[[str], None] | None = None) -> None:
     ready = [n.name for n in nodes if n.ready]
     log.info("%d node(s) match %s; %d ready", len(nodes), dict(config.cluster.node_selector), len(ready))
-    sweep = Sweep(kube, factory, config.cluster, what=what)
+    sweep = Sweep(kube, factory, config.cluster, what=what, on_progress=on_progress)
     sweep.remove_stale_pods()
     result = sweep.run(ready, deadline)
     _add_not_ready(result, [n for n in nodes if not n.ready])

@@ -80,11 +80,13 @@ class SweepResult:
 
 
 class Sweep:
-    def __init__(self, kube: Kube, factory: NodePodFactory, cluster: ClusterConfig, *, what: str = "clean") -> None:
+    def __init__(self, kube: Kube, factory: NodePodFactory, cluster: ClusterConfig, *, what: str = "clean",
+                 on_progress: Callable[[str], None] | None = None) -> None:
         self.kube = kube
         self.factory = factory
         self.cluster = cluster
         self.what = what  # "clean" or "checked", for progress lines
+        self.on_progress = on_progress  # each progress line also goes here (the Job's Events)
         self.events: queue.Queue[tuple[str, Any]] = queue.Queue()
         self._stop = threading.Event()
         self._selector = f"{RUN_LABEL}={factory.run_id}"
@@ -118,7 +120,7 @@ class Sweep:
     def _loop(self, nodes: list[str], result: SweepResult, pool: ThreadPoolExecutor, deadline: float | None) -> None:
         waiting = deque(nodes)
         active: dict[str, _Task] = {}
-        progress = _Progress(len(nodes), self.what)
+        progress = _Progress(len(nodes), self.what, self.on_progress)
         timeout = self.cluster.node_timeout_seconds
         while waiting or active:
             while waiting and len(active) < self.cluster.concurrency:
@@ -375,8 +377,8 @@ def _leftovers(report: NodeReport) -> str:
 class _Progress:
     """'17/40 nodes clean' lines: every node for small clusters, every 5% (or 5 s) for large ones."""
 
-    def __init__(self, total: int, what: str) -> None:
-        self.total, self.what = total, what
+    def __init__(self, total: int, what: str, on_line: Callable[[str], None] | None = None) -> None:
+        self.total, self.what, self.on_line = total, what, on_line
         self.counts: Counter[str] = Counter()
         self.step = max(1, total // 20)
         self.last = time.monotonic()
@@ -388,5 +390,8 @@ class _Progress:
         if finished % self.step == 0 or finished == self.total or now - self.last > 5:
             self.last = now
             others = ", ".join(f"{n} {s}" for s, n in sorted(self.counts.items()) if s != CLEAN)
-            log.info("%d/%d nodes %s%s", self.counts[CLEAN], self.total, self.what, f" ({others})" if others else "")
+            line = f"{self.counts[CLEAN]}/{self.total} nodes {self.what}" + (f" ({others})" if others else "")
+            log.info("%s", line)
+            if self.on_line is not None:
+                self.on_line(line)
 
