@@ -45,6 +45,11 @@ def test_install_attach_uninstall(clean_cluster: ClusterKit, helm: str, values: 
     assert kit.helm(helm, "status", "multus", "-n", NAMESPACE, check=False).returncode != 0, "release still there"
     assert not kit.pods(NAMESPACE, "app.kubernetes.io/instance=multus"), "Multus or cleanup pods left"
     assert kit.cleanup_pod_nodes() >= set(kit.nodes), "a node's cleanup pod never started under its kubelet"
+    # what `kubectl get events` shows for the hook Job, which outlive it (Helm deleted it on success)
+    job_events = kit.kubectl("get", "events", "-n", NAMESPACE, "--field-selector",
+                             "involvedObject.kind=Job,involvedObject.name=multus-cleanup").stdout
+    for reason in ("CleanupStarted", "MultusStopped", "Progress", "CleanupSucceeded"):
+        assert reason in job_events, f"no {reason} event on the hook Job:\n{job_events}"
     for node in kit.nodes:
         assert kit.multus_leftovers(node) == [], f"{node}: Multus files left after the uninstall"
         assert kit.loaded_config(node) == PRIMARY_CONFIG, f"{node}: the runtime loads {kit.loaded_config(node)}"
