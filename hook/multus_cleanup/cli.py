@@ -11,8 +11,7 @@ from typing import TextIO
 
 from . import __version__
 from .config import ConfigError
-
-EXIT_CLEAN, EXIT_NOT_CLEAN, EXIT_USAGE = 0, 1, 2
+from .report import ExitCode
 
 
 def build_parser(env: Mapping[str, str] = os.environ, *, cluster_commands: bool = True) -> argparse.ArgumentParser:
@@ -70,7 +69,7 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
     except ConfigError as err:
         what = "" if err.field.startswith("-") else "invalid configuration: "
         print(f"multus-cleanup: {what}{err}", file=err_out)
-        return EXIT_USAGE
+        return ExitCode.USAGE
 
 
 def _node(args: argparse.Namespace, env: Mapping[str, str], out: TextIO, err_out: TextIO) -> int:
@@ -90,7 +89,7 @@ def _node(args: argparse.Namespace, env: Mapping[str, str], out: TextIO, err_out
         report = clean_node(config.node, run)
     except OSError as err:
         print(f"multus-cleanup: cannot inspect the node: {err}", file=err_out)
-        return EXIT_NOT_CLEAN
+        return ExitCode.FAILED
     print(report.to_json() if args.output == "json" else report.to_text(), file=out)
     if args.report_file:
         with open(args.report_file, "w", encoding="utf-8") as handle:  # may be a device file
@@ -99,8 +98,8 @@ def _node(args: argparse.Namespace, env: Mapping[str, str], out: TextIO, err_out
         # termination message (capped at 4 KiB by the kubelet) does not parse.
         print(LOG_REPORT_PREFIX + report.to_json(compact=True), file=out)
     if args.dry_run:
-        return EXIT_CLEAN
-    return EXIT_CLEAN if report.clean else EXIT_NOT_CLEAN
+        return ExitCode.OK
+    return ExitCode.OK if report.clean else ExitCode.FAILED
 
 
 if __name__ == "__main__":

@@ -1,9 +1,12 @@
-"""The one report model: what a node cleanup found, did and verified. JSON for machines, text for people."""
+"""The one report model: what a node cleanup found, did and verified (NodeReport), how each node of a run
+ended (NodeOutcome, NodeStatus) and the run's summary (Summary), with the exit codes they map to. JSON for
+machines, text for people. Pure data: the node engine and the orchestrator both write it."""
 
 from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
+from enum import IntEnum, StrEnum
 from typing import Any
 
 SCHEMA_VERSION = 1
@@ -13,6 +16,24 @@ TERMINATION_MESSAGE_LIMIT = 4096
 # The full report's line in the node pod's log, read when the termination message does not parse.
 LOG_REPORT_PREFIX = "multus-cleanup-report: "
 _LISTS = ("found", "removed", "restored", "backed_up", "kept", "errors")
+
+
+class ExitCode(IntEnum):
+    """The exit codes of every multus-cleanup command, defined once."""
+
+    OK = 0  # node: the node is clean; run/check: every required node is clean
+    FAILED = 1  # node: something is left or failed; run/check: a node is not clean, or the run failed
+    USAGE = 2  # bad usage or an invalid config: nothing was touched
+
+
+class NodeStatus(StrEnum):
+    """How one node ended in a run (`check` reads CLEAN as "checked clean")."""
+
+    CLEAN = "clean"
+    NOT_CLEAN = "not clean"  # its engine ran and found or left Multus files
+    FAILED = "failed"  # its cleanup pod could not run or report
+    UNREACHABLE = "unreachable"  # NotReady, or no report in time: follows the unreachableNodes policy
+
 
 
 @dataclass(frozen=True)
@@ -196,3 +217,70 @@ def report_from_log(log: str) -> NodeReport:
         if line.startswith(LOG_REPORT_PREFIX):
             return NodeReport.from_json(line[len(LOG_REPORT_PREFIX):])
     raise ValueError("not a node report: the log has no report line")
+
+
+@dataclass
+class NodeOutcome:
+    node: str
+    status: NodeStatus
+    detail: str = ""
+    report: NodeReport | None = None
+    attempts: int = 1
+
+
+@dataclass
+class Summary:
+    command: str
+    run_id: str
+    multus_pods_stopped: int = 0
+    outcomes: list[NodeOutcome] = field(default_factory=list)
+    deleted: list[str] = field(default_factory=list)
+    error: str | None = None
+    warnings: list[str] = field(default_factory=list)
+    success: bool = False
+    requests: dict[str, int] = field(default_factory=dict)
+
+    def count(self, status: NodeStatus) -> int:
+        return sum(1 for o in self.outcomes if o.status == status)
+
+    def to_json(self) -> str:
+        return json.dumps({
+            "command": self.command, "run": self.run_id, "success": self.success, "error": self.error,
+            "warnings": self.warnings, "multus_pods_stopped": self.multus_pods_stopped,
+            "nodes": {o.node: {"status": o.status, "detail": o.detail, "attempts": o.attempts,
+                               "report": o.report.to_dict() if o.report else None} for o in self.outcomes},
+            "deleted": self.deleted, "api_requests": self.requests,
+        }, indent=2)
+
+    def to_text(self) -> str:
+        total = len(self.outcomes)
+        lines = [f"multus-cleanup {self.command} (run {self.run_id})"]
+        if self.command == "run":
+            lines.append(f"  Multus pods stopped: {self.multus_pods_stopped}")
+        counts = ", ".join(f"{self.count(s)} {s}" for s in NodeStatus if self.count(s))
+        lines.append(f"  nodes: {total}" + (f" ({counts})" if counts else ""))
+        for o in sorted(self.outcomes, key=lambda o: o.node):
+            if o.status != NodeStatus.CLEAN:
+                lines.append(f"    {o.node}: {o.status}: {o.detail}")
+        lines += [f"  deleted {d}" for d in self.deleted]
+        lines += [f"  WARNING: {w}" for w in self.warnings]
+        if self.error:
+            lines.append(f"  ERROR: {self.error}")
+        lines.append(f"  API requests: {sum(self.requests.values())} "
+                     f"({', '.join(f'{v} {k}' for k, v in sorted(self.requests.items()))})")
+        lines.append("  result: " + verdict(self))
+        return "\n".join(lines)
+
+
+def verdict(summary: Summary) -> str:
+    skipped = summary.count(NodeStatus.UNREACHABLE)
+    if summary.command == "check":
+        return "CLEAN: no Multus leftovers on any node" if summary.success else \
+            "NOT CLEAN: see the nodes above (fix: multus-cleanup run, docs/repair.md)"
+    if summary.success and skipped:
+        return (f"SUCCESS, but {skipped} unreachable node(s) were skipped and still need cleaning: run the "
+                "cleanup again when they are back (docs/uninstall.md#unreachable-nodes)")
+    if summary.success:
+        return "SUCCESS: every node is verified clean; Multus's resources can now be deleted"
+    return ("FAILED: nothing was deleted from the API; fix the cause above and run the cleanup again "
+            "(a second `helm uninstall` re-runs it)")

@@ -6,8 +6,11 @@ from typing import Any
 
 import pytest
 
-from multus_cleanup.cluster.sweep import CLEAN, FAILED, NOT_CLEAN, _judge
-from multus_cleanup.report import NodeReport
+from multus_cleanup.cluster.sweep import _judge
+from multus_cleanup.report import NodeReport, NodeStatus
+
+CLEAN, FAILED, NOT_CLEAN = NodeStatus.CLEAN, NodeStatus.FAILED, NodeStatus.NOT_CLEAN
+UNREACHABLE = NodeStatus.UNREACHABLE
 
 
 def pod(phase: str, state: dict[str, Any], **status: Any) -> dict[str, Any]:
@@ -121,8 +124,6 @@ def test_rejected_by_the_kubelet_without_running() -> None:
 
 
 def test_pod_killed_at_its_deadline_is_unreachable() -> None:
-    from multus_cleanup.cluster.sweep import UNREACHABLE
-
     killed = pod("Failed", terminated(137, ""), reason="DeadlineExceeded",
                  message="Pod was active on the node longer than the specified deadline")
     assert _judge(killed, "MODIFIED") == (UNREACHABLE, "its cleanup pod did not finish within its deadline", None,

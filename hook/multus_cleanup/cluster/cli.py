@@ -7,6 +7,8 @@ import os
 import sys
 from typing import Any, TextIO
 
+from ..report import ExitCode
+
 DEFAULT_CONFIG = "/etc/multus-cleanup/config.yaml"
 OWNER_ENV = ("MULTUS_CLEANUP_JOB_NAME", "MULTUS_CLEANUP_JOB_UID")
 
@@ -51,16 +53,16 @@ def dispatch(args: argparse.Namespace, out: TextIO = sys.stdout, err_out: TextIO
         kube = connect(args.kubeconfig, args.context)
     except Exception as err:  # the kubernetes config loader raises several unrelated types
         print(f"multus-cleanup: cannot load the cluster configuration: {err}", file=err_out)
-        return orchestrator.EXIT_FAILED
+        return ExitCode.FAILED
     name, uid = (os.environ.get(key) for key in OWNER_ENV)
     owner = Owner(name, uid) if name and uid else None
     try:
         if args.command == "plan":
             print(orchestrator.plan(config, kube), file=out)
-            return orchestrator.EXIT_OK
+            return ExitCode.OK
         summary = (orchestrator.run if args.command == "run" else orchestrator.check)(config, kube, owner)
     except ApiError as err:
         print(f"multus-cleanup: {err}", file=err_out)
-        return orchestrator.EXIT_FAILED
+        return ExitCode.FAILED
     print(summary.to_json() if args.output == "json" else summary.to_text(), file=out)
-    return orchestrator.EXIT_OK if summary.success else orchestrator.EXIT_FAILED
+    return ExitCode.OK if summary.success else ExitCode.FAILED

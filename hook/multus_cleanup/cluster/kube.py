@@ -18,7 +18,7 @@ import time
 from collections import Counter
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import quote
 
 import urllib3
@@ -28,6 +28,8 @@ from kubernetes import config as k8s_config
 log = logging.getLogger(__name__)
 
 JSON = dict[str, Any]
+# the API verbs the cleanup uses (RBAC is granted per verb: tests/api/test_rbac.py)
+Verb = Literal["get", "list", "watch", "create", "patch", "update", "delete", "deletecollection"]
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
 # How the authorizer words a denial (`User "x" cannot create resource "pods" ...`). Admission also answers 403
 # (PodSecurity, ResourceQuota, webhooks), and granting RBAC fixes none of those.
@@ -127,7 +129,7 @@ class Kube:
         api_client.configuration.connection_pool_maxsize = pool
 
     # -- the one request path -------------------------------------------------------------------------
-    def request(self, verb: str, resource: Resource, *, namespace: str | None = None, name: str | None = None,
+    def request(self, verb: Verb, resource: Resource, *, namespace: str | None = None, name: str | None = None,
                 subresource: str | None = None, query: Mapping[str, Any] | None = None,
                 body: Any = None, content_type: str = "application/json") -> JSON:
         method = {"get": "GET", "list": "GET", "create": "POST", "patch": "PATCH", "update": "PUT",
@@ -209,7 +211,7 @@ class Kube:
             params = {**params, "continue": token}
 
     # -- plumbing ------------------------------------------------------------------------------------
-    def _send(self, verb: str, method: str, resource: Resource, namespace: str | None, name: str | None,
+    def _send(self, verb: Verb, method: str, resource: Resource, namespace: str | None, name: str | None,
               subresource: str | None, query: Mapping[str, Any] | None, body: Any, content_type: str, *,
               stream: bool, read_timeout: float | None = None) -> Any:
         with self._lock:

@@ -3,17 +3,16 @@ delete what the user asked for from the API, summarise. Exit 0 only if every req
 
 from __future__ import annotations
 
-import json
 import logging
 import secrets
 import string
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 
 import yaml
 
 from ..config import CleanupConfig
+from ..report import ExitCode, NodeOutcome, NodeStatus, Summary, verdict
 from .comeback import came_back, warn_tracked
 from .deletions import NAD_CRD, delete_requested
 from .events import JobEvents
@@ -23,73 +22,14 @@ from .nodes import NodeInfo, list_nodes
 from .preflight import PreflightError, attached_pods, check_admission, describe_attached
 from .selectors import from_label_selector
 from .stop import StopError, Stopped, pause_multus, undo_stop, wait_stopped
-from .sweep import CLEAN, FAILED, NOT_CLEAN, UNREACHABLE, NodeOutcome, Sweep, SweepResult
+from .sweep import Sweep, SweepResult
 
 log = logging.getLogger(__name__)
 
-EXIT_OK, EXIT_FAILED = 0, 1
 
 
 def new_run_id() -> str:
     return "".join(secrets.choice(string.ascii_lowercase + string.digits) for _ in range(5))
-
-
-@dataclass
-class Summary:
-    command: str
-    run_id: str
-    multus_pods_stopped: int = 0
-    outcomes: list[NodeOutcome] = field(default_factory=list)
-    deleted: list[str] = field(default_factory=list)
-    error: str | None = None
-    warnings: list[str] = field(default_factory=list)
-    success: bool = False
-    requests: dict[str, int] = field(default_factory=dict)
-
-    def count(self, status: str) -> int:
-        return sum(1 for o in self.outcomes if o.status == status)
-
-    def to_json(self) -> str:
-        return json.dumps({
-            "command": self.command, "run": self.run_id, "success": self.success, "error": self.error,
-            "warnings": self.warnings, "multus_pods_stopped": self.multus_pods_stopped,
-            "nodes": {o.node: {"status": o.status, "detail": o.detail, "attempts": o.attempts,
-                               "report": o.report.to_dict() if o.report else None} for o in self.outcomes},
-            "deleted": self.deleted, "api_requests": self.requests,
-        }, indent=2)
-
-    def to_text(self) -> str:
-        total = len(self.outcomes)
-        lines = [f"multus-cleanup {self.command} (run {self.run_id})"]
-        if self.command == "run":
-            lines.append(f"  Multus pods stopped: {self.multus_pods_stopped}")
-        counts = ", ".join(f"{self.count(s)} {s}" for s in (CLEAN, NOT_CLEAN, FAILED, UNREACHABLE) if self.count(s))
-        lines.append(f"  nodes: {total}" + (f" ({counts})" if counts else ""))
-        for o in sorted(self.outcomes, key=lambda o: o.node):
-            if o.status != CLEAN:
-                lines.append(f"    {o.node}: {o.status}: {o.detail}")
-        lines += [f"  deleted {d}" for d in self.deleted]
-        lines += [f"  WARNING: {w}" for w in self.warnings]
-        if self.error:
-            lines.append(f"  ERROR: {self.error}")
-        lines.append(f"  API requests: {sum(self.requests.values())} "
-                     f"({', '.join(f'{v} {k}' for k, v in sorted(self.requests.items()))})")
-        lines.append("  result: " + _verdict(self))
-        return "\n".join(lines)
-
-
-def _verdict(summary: Summary) -> str:
-    skipped = summary.count(UNREACHABLE)
-    if summary.command == "check":
-        return "CLEAN: no Multus leftovers on any node" if summary.success else \
-            "NOT CLEAN: see the nodes above (fix: multus-cleanup run, docs/repair.md)"
-    if summary.success and skipped:
-        return (f"SUCCESS, but {skipped} unreachable node(s) were skipped and still need cleaning: run the "
-                "cleanup again when they are back (docs/uninstall.md#unreachable-nodes)")
-    if summary.success:
-        return "SUCCESS: every node is verified clean; Multus's resources can now be deleted"
-    return ("FAILED: nothing was deleted from the API; fix the cause above and run the cleanup again "
-            "(a second `helm uninstall` re-runs it)")
 
 
 def run(config: CleanupConfig, kube: Kube, owner: Owner | None, run_id: str | None = None) -> Summary:
@@ -101,12 +41,12 @@ def run(config: CleanupConfig, kube: Kube, owner: Owner | None, run_id: str | No
         events.warning("CleanupFailed", f"{err}; nothing was deleted from the API")
         raise
     for outcome in summary.outcomes:
-        if outcome.status != CLEAN:
+        if outcome.status != NodeStatus.CLEAN:
             events.node_failed(outcome.node, outcome.status, outcome.detail)
     if summary.success:
-        events.normal("CleanupSucceeded", _verdict(summary))
+        events.normal("CleanupSucceeded", verdict(summary))
     else:
-        events.warning("CleanupFailed", f"{summary.error}. {_verdict(summary)}")
+        events.warning("CleanupFailed", f"{summary.error}. {verdict(summary)}")
     summary.requests = dict(kube.requests)  # the Events included
     return summary
 
@@ -139,8 +79,8 @@ def _run(config: CleanupConfig, kube: Kube, owner: Owner | None, summary: Summar
     except ApiError:
         _undo(kube, stopped, summary)
         raise
-    failed = [o for o in summary.outcomes if o.status in (FAILED, NOT_CLEAN)]
-    unreachable = [o for o in summary.outcomes if o.status == UNREACHABLE]
+    failed = [o for o in summary.outcomes if o.status in (NodeStatus.FAILED, NodeStatus.NOT_CLEAN)]
+    unreachable = [o for o in summary.outcomes if o.status == NodeStatus.UNREACHABLE]
     restored = came_back(kube, stopped)
     if restored:
         summary.error = ("Multus came back while the nodes were cleaned, so they may hold its files again: "
@@ -178,7 +118,8 @@ def _preflight(kube: Kube, factory: NodePodFactory, config: CleanupConfig, summa
 def _undo(kube: Kube, stopped: list[Stopped], summary: Summary) -> None:
     """A run that failed before it changed any node restarts Multus: the cluster is as before the uninstall."""
     touched = [o.node for o in summary.outcomes
-               if o.status == CLEAN or (o.report and (o.report.removed or o.report.restored or o.report.backed_up))]
+               if o.status == NodeStatus.CLEAN
+               or (o.report and (o.report.removed or o.report.restored or o.report.backed_up))]
     if touched or not any(s.patched for s in stopped):
         return
     failed = undo_stop(kube, stopped)
@@ -195,7 +136,7 @@ def check(config: CleanupConfig, kube: Kube, owner: Owner | None, run_id: str | 
     validate_pod(factory.render("node-name-check"))
     _sweep(kube, factory, config, summary, "checked clean", list_nodes(kube, config.cluster.node_selector),
            deadline)
-    summary.success = all(o.status == CLEAN for o in summary.outcomes)
+    summary.success = all(o.status == NodeStatus.CLEAN for o in summary.outcomes)
     return _done(summary, kube)
 
 
@@ -213,7 +154,7 @@ def _sweep(kube: Kube, factory: NodePodFactory, config: CleanupConfig, summary: 
 def _add_not_ready(result: SweepResult, not_ready: list[NodeInfo]) -> None:
     for node in not_ready:
         log.warning("node %s: UNREACHABLE: %s", node.name, node.why_not_ready)
-        result.outcomes[node.name] = NodeOutcome(node.name, UNREACHABLE, node.why_not_ready, attempts=0)
+        result.outcomes[node.name] = NodeOutcome(node.name, NodeStatus.UNREACHABLE, node.why_not_ready, attempts=0)
 
 
 def _done(summary: Summary, kube: Kube) -> Summary:
@@ -267,4 +208,4 @@ def _planned_deletions(kube: Kube, config: CleanupConfig) -> list[str]:
     return lines
 
 
-__all__ = ["EXIT_FAILED", "EXIT_OK", "ApiError", "Summary", "check", "plan", "run"]
+__all__ = ["ApiError", "ExitCode", "Summary", "check", "plan", "run"]

@@ -17,16 +17,15 @@ from collections import Counter, deque
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 from ..config.cluster import ClusterConfig
-from ..report import NodeReport, report_from_log
+from ..report import NodeOutcome, NodeReport, NodeStatus, report_from_log
 from .kube import JSON, PODS, ApiError, Conflict, Forbidden, Gone, Kube, NotFound
 from .nodepod import MANAGED_SELECTOR, RUN_LABEL, NodePodFactory, validate_pod
 
 log = logging.getLogger(__name__)
 
-CLEAN, NOT_CLEAN, FAILED, UNREACHABLE = "clean", "not clean", "failed", "unreachable"
 CONTAINER = "cleanup"  # the node pod's container; admission webhooks may add others (sidecars) around it
 # Waiting reasons that no amount of waiting fixes: report them at once, in the kubelet's words.
 STUCK_REASONS = frozenset({"InvalidImageName", "ErrImageNeverPull", "CreateContainerConfigError",
@@ -37,16 +36,11 @@ TRANSIENT_REASONS = frozenset({"ErrImagePull", "ImagePullBackOff", "CreateContai
 # Words of containerd, CRI-O and registries that mean a retry cannot succeed.
 DEFINITIVE_WORDS = ("not found", "unauthorized", "no matching manifest", "no match for platform",
                     "manifest unknown", "pull access denied", "denied: ", "403 forbidden")
+# What the watch and the pod creators tell the sweep's loop: a pod changed ((event type, pod)), a create
+# failed ((task, error)), the watch cannot go on (the error); "tick" is the loop's own timeout.
+EventKind = Literal["pod", "create-failed", "fatal", "tick"]
+SweepEvent = tuple[EventKind, Any]
 WATCH_GIVE_UP_SECONDS = 120.0  # a watch failing this long without one success ends the run
-
-
-@dataclass
-class NodeOutcome:
-    node: str
-    status: str
-    detail: str = ""
-    report: NodeReport | None = None
-    attempts: int = 1
 
 
 @dataclass
@@ -75,7 +69,7 @@ class WatchFailed(ApiError):
 class SweepResult:
     outcomes: dict[str, NodeOutcome] = field(default_factory=dict)
 
-    def by_status(self, status: str) -> list[NodeOutcome]:
+    def by_status(self, status: NodeStatus) -> list[NodeOutcome]:
         return [o for o in self.outcomes.values() if o.status == status]
 
 
@@ -87,7 +81,7 @@ class Sweep:
         self.cluster = cluster
         self.what = what  # "clean" or "checked", for progress lines
         self.on_progress = on_progress  # each progress line also goes here (the Job's Events)
-        self.events: queue.Queue[tuple[str, Any]] = queue.Queue()
+        self.events: queue.Queue[SweepEvent] = queue.Queue()
         self._stop = threading.Event()
         self._selector = f"{RUN_LABEL}={factory.run_id}"
         self._watcher: threading.Thread | None = None
@@ -127,6 +121,7 @@ class Sweep:
                 node = waiting.popleft()
                 task = self._launch(node, 0, pool)
                 active[task.pod_name] = task
+            kind: EventKind
             try:
                 kind, payload = self.events.get(timeout=0.5)
             except queue.Empty:
@@ -138,7 +133,7 @@ class Sweep:
             if kind == "create-failed":
                 task, err = payload
                 if active.pop(task.pod_name, None):
-                    self._finish(result, progress, task, FAILED, f"cannot create its cleanup pod: {err}",
+                    self._finish(result, progress, task, NodeStatus.FAILED, f"cannot create its cleanup pod: {err}",
                                  active, pool, retry=not isinstance(err, Forbidden))
             elif kind == "pod":
                 event_type, pod = payload
@@ -157,19 +152,21 @@ class Sweep:
                 waiting.clear()
                 active.clear()
                 for task in late:
-                    self._finish(result, progress, task, UNREACHABLE, "not cleaned: the cleanup ran out of time "
+                    self._finish(result, progress, task, NodeStatus.UNREACHABLE,
+                                 "not cleaned: the cleanup ran out of time "
                                  "(cluster.deadlineSeconds); run it again", active, pool, retry=False)
                 return
             grace = self.cluster.start_error_grace_seconds
             for task in [t for t in active.values() if t.start_error_since is not None
                          and now - t.start_error_since >= grace]:
                 del active[task.pod_name]
-                self._finish(result, progress, task, FAILED, f"its cleanup pod cannot start: {task.start_error} "
+                self._finish(result, progress, task, NodeStatus.FAILED,
+                             f"its cleanup pod cannot start: {task.start_error} "
                              f"(for {grace}s)", active, pool, retry=False)
             for task in [t for t in active.values() if now - t.started > timeout]:
                 del active[task.pod_name]
                 last = f"; last: {task.start_error}" if task.start_error else ""
-                self._finish(result, progress, task, UNREACHABLE, f"no report within {timeout}s "
+                self._finish(result, progress, task, NodeStatus.UNREACHABLE, f"no report within {timeout}s "
                              f"(the node may be down, or its kubelet cannot start the pod{last})", active, pool,
                              retry=False)
 
@@ -195,17 +192,17 @@ class Sweep:
         except ApiError as err:
             self.events.put(("create-failed", (task, err)))
 
-    def _finish(self, result: SweepResult, progress: _Progress, task: _Task, status: str, detail: str,
+    def _finish(self, result: SweepResult, progress: _Progress, task: _Task, status: NodeStatus, detail: str,
                 active: dict[str, _Task], pool: ThreadPoolExecutor, *, retry: bool,
                 report: NodeReport | None = None) -> None:
-        if status != CLEAN and retry and task.attempt < self.cluster.node_retries:
+        if status != NodeStatus.CLEAN and retry and task.attempt < self.cluster.node_retries:
             log.warning("node %s: %s; trying again (attempt %d of %d)", task.node, detail, task.attempt + 2,
                         self.cluster.node_retries + 1)
             again = self._launch(task.node, task.attempt + 1, pool)
             active[again.pod_name] = again
             return
         result.outcomes[task.node] = NodeOutcome(task.node, status, detail, report, task.attempt + 1)
-        if status != CLEAN:
+        if status != NodeStatus.CLEAN:
             log.warning("node %s: %s: %s", task.node, status.upper(), detail)
         progress.done(status)
 
@@ -263,7 +260,7 @@ class Sweep:
                 log.warning("watching cleanup pods failed (%s); watching again in %.1fs", err, delay)
                 self._stop.wait(delay)
 
-    def _judge(self, pod: JSON, event_type: str) -> tuple[str, str, NodeReport | None, bool] | None:
+    def _judge(self, pod: JSON, event_type: str) -> tuple[NodeStatus, str, NodeReport | None, bool] | None:
         return _judge(pod, event_type, read_log=lambda: self._read_log(pod["metadata"]["name"]))
 
     def _read_log(self, pod_name: str) -> str:
@@ -297,7 +294,7 @@ def container_state(pod: JSON) -> dict[str, Any]:
 
 
 def _judge(pod: JSON, event_type: str, read_log: Callable[[], str] | None = None
-           ) -> tuple[str, str, NodeReport | None, bool] | None:
+           ) -> tuple[NodeStatus, str, NodeReport | None, bool] | None:
     """(status, detail, report, worth retrying) once a pod has an outcome; None while it is still going.
 
     The outcome is the `cleanup` container's: once it terminated, the pod's phase does not matter (an
@@ -310,28 +307,31 @@ def _judge(pod: JSON, event_type: str, read_log: Callable[[], str] | None = None
         code = terminated.get("exitCode")
         message = terminated.get("message") or ""
         if status.get("reason") == "DeadlineExceeded":
-            return UNREACHABLE, "its cleanup pod did not finish within its deadline", None, False
+            return NodeStatus.UNREACHABLE, "its cleanup pod did not finish within its deadline", None, False
         if not terminated:
             why = status.get("reason") or "no container status"
-            return FAILED, f"pod {phase.lower()} without running ({why}: {status.get('message', '')})", None, True
+            detail = f"pod {phase.lower()} without running ({why}: {status.get('message', '')})"
+            return NodeStatus.FAILED, detail, None, True
         if code == 2:
-            return FAILED, f"the node command rejected its configuration: {message.strip()[-500:]}", None, False
+            detail = f"the node command rejected its configuration: {message.strip()[-500:]}"
+            return NodeStatus.FAILED, detail, None, False
         try:
             report = _report(message, read_log)
         except ValueError:
             tail = message.strip()[-300:]
-            return FAILED, f"exit code {code} without a report ({terminated.get('reason', '')}): {tail}", None, True
+            detail = f"exit code {code} without a report ({terminated.get('reason', '')}): {tail}"
+            return NodeStatus.FAILED, detail, None, True
         if report.clean and code == 0:
-            return CLEAN, "", report, False
+            return NodeStatus.CLEAN, "", report, False
         if report.dry_run:
-            return NOT_CLEAN, _leftovers(report), report, False
-        return NOT_CLEAN, "; ".join(report.errors) or "the node is not clean", report, True
+            return NodeStatus.NOT_CLEAN, _leftovers(report), report, False
+        return NodeStatus.NOT_CLEAN, "; ".join(report.errors) or "the node is not clean", report, True
     if event_type == "DELETED":
-        return FAILED, "its cleanup pod was deleted before it finished", None, True
+        return NodeStatus.FAILED, "its cleanup pod was deleted before it finished", None, True
     waiting = state.get("waiting") or {}
     reason, text = waiting.get("reason"), waiting.get("message", "")
     if reason in STUCK_REASONS or (reason in TRANSIENT_REASONS and _definitive(text)):
-        return FAILED, f"its cleanup pod cannot start: {reason}: {text}", None, False
+        return NodeStatus.FAILED, f"its cleanup pod cannot start: {reason}: {text}", None, False
     return None
 
 
@@ -379,18 +379,19 @@ class _Progress:
 
     def __init__(self, total: int, what: str, on_line: Callable[[str], None] | None = None) -> None:
         self.total, self.what, self.on_line = total, what, on_line
-        self.counts: Counter[str] = Counter()
+        self.counts: Counter[NodeStatus] = Counter()
         self.step = max(1, total // 20)
         self.last = time.monotonic()
 
-    def done(self, status: str) -> None:
+    def done(self, status: NodeStatus) -> None:
         self.counts[status] += 1
         finished = sum(self.counts.values())
         now = time.monotonic()
         if finished % self.step == 0 or finished == self.total or now - self.last > 5:
             self.last = now
-            others = ", ".join(f"{n} {s}" for s, n in sorted(self.counts.items()) if s != CLEAN)
-            line = f"{self.counts[CLEAN]}/{self.total} nodes {self.what}" + (f" ({others})" if others else "")
+            others = ", ".join(f"{n} {s}" for s, n in sorted(self.counts.items()) if s != NodeStatus.CLEAN)
+            clean = self.counts[NodeStatus.CLEAN]
+            line = f"{clean}/{self.total} nodes {self.what}" + (f" ({others})" if others else "")
             log.info("%s", line)
             if self.on_line is not None:
                 self.on_line(line)
