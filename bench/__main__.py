@@ -132,6 +132,11 @@ def real_control_plane(args: argparse.Namespace) -> int:
     print(f"\nbench took {out['bench_seconds']:.0f} s; load average now {out['load_after']}")
     if args.json:
         args.json.write_text(json.dumps(out, indent=1))
+    if args.plot:
+        from . import plot
+
+        plot.real_control_plane_figure(out["real_control_plane"], args.plot)
+        print(f"wrote {args.plot}")
     return 0
 
 

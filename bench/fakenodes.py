@@ -33,8 +33,9 @@ the API server: `Cluster.hub_prefix()` and `Cluster.hub_kubeconfig`). One asynci
 
 Stdout is a JSON-lines log for the bench: `{"event": "nodes", ...}` once the Nodes and Leases exist,
 `{"event": "deleting"|"deleted", "kind": "cleanup"|"other", "t": ...}` per pod (time.time(), comparable across
-processes), and `{"event": "stats", ...}` every 5 s, on SIGUSR1 and at exit (SIGTERM/SIGINT): requests by
-kind, errors, the Running non-cleanup pods, the cleanup pods in flight and the longest Lease renewal gap.
+processes), `{"event": "terminated", ...}` per cleanup pod answered, and `{"event": "stats", ...}` every 5 s,
+on SIGUSR1 and at exit (SIGTERM/SIGINT): requests by kind, errors, the Running non-cleanup pods, the cleanup
+pods in flight and the longest Lease renewal gap.
 """
 
 from __future__ import annotations
@@ -356,8 +357,10 @@ class Runner:
                         "exitCode": 0, "reason": "Completed", "message": message, "startedAt": started,
                         "finishedAt": finished, "containerID": c["containerID"]}}}
                         for c in running["containerStatuses"]]}
-            await self.call("pod-status", "PATCH", path, {"status": done}, "application/merge-patch+json", ok=(404,))
-            self.cleanup_done += 1
+            if await self.call("pod-status", "PATCH", path, {"status": done}, "application/merge-patch+json",
+                               ok=(404,)) is not None:
+                self.cleanup_done += 1
+                self.emit("terminated", kind="cleanup", node=node)
         finally:
             self.cleanup_in_flight -= 1
 

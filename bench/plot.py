@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from pathlib import Path
 from typing import Any
 
@@ -57,6 +58,55 @@ def concurrency_figure(results: list[dict[str, Any]], path: Path) -> None:
            title=f"{first['nodes']:,} nodes, each cleanup pod takes {first['delay']:g} s")
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def real_control_plane_figure(results: list[dict[str, Any]], path: Path) -> None:
+    """Per size: the run's phases against its floor; for the largest run, Multus pods left and nodes cleaned
+    over time, and the CPU cores each process used."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (ax_p, ax_g, ax_c) = plt.subplots(1, 3, figsize=(16, 4.8))
+    labels = [f"{r['nodes']:,}" for r in results]
+    x = list(range(len(results)))
+    bottom = [0.0] * len(results)
+    for key, label in (("to_patch_seconds", "start-up to the stop"), ("stop_seconds", "stop (Multus pods go)"),
+                       ("sweep_seconds", "sweep (node pods) and summary")):
+        values = [r.get(key) or 0.0 for r in results]
+        ax_p.bar(x, values, bottom=bottom, label=label)
+        bottom = [b + v for b, v in zip(bottom, values, strict=True)]
+    ax_p.scatter(x, [r["floor_seconds"] for r in results], marker="_", s=900, color="black", zorder=3,
+                 label="floor: pod time + DaemonSet deletion time")
+    ax_p.axhline(300, color="red", lw=0.8, ls="--", label="Helm's default --timeout (5 min)")
+    for i, r in enumerate(results):
+        if not r["success"]:
+            ax_p.annotate("FAILED", (i, bottom[i]), ha="center", va="bottom", color="red")
+    ax_p.set_xticks(x, labels)
+    ax_p.set(xlabel="fake nodes", ylabel="seconds", title="multus-cleanup run, default values")
+    ax_p.legend(fontsize=8)
+    big = max(results, key=lambda r: r["nodes"])
+    t = [p[0] for p in big["progress"]]
+    ax_g.plot(t, [p[1] for p in big["progress"]], label="Multus pods left")
+    ax_g.plot(t, [p[2] for p in big["progress"]], label="nodes cleaned (report written)")
+    ax_g.set(xlabel="seconds since the hook started", ylabel="count",
+             title=f"{big['nodes']:,} nodes" + ("" if big["success"] else " (failed)"))
+    ax_g.legend(fontsize=8)
+    samples = big["timeline"]
+    names = [k for k in samples[-1] if k != "t"]
+    mids = [(a["t"] + b["t"]) / 2 for a, b in itertools.pairwise(samples)]
+    stacks = [[max(0.0, (b.get(n, 0.0) - a.get(n, 0.0)) / max(1e-6, b["t"] - a["t"]))
+               for a, b in itertools.pairwise(samples)] for n in names]
+    ax_c.stackplot(mids, *stacks, labels=names)
+    ax_c.axhline(2, color="red", lw=0.8, ls="--", label="the machine's 2 cores")
+    ax_c.set(xlabel="seconds since the hook started", ylabel="cores", title=f"CPU, {big['nodes']:,} nodes")
+    ax_c.legend(fontsize=7, loc="upper right")
+    for ax in (ax_p, ax_g, ax_c):
+        ax.grid(True, alpha=0.3)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)

@@ -29,6 +29,7 @@ those three processes and deletes the Node before the fake nodes come.
 
 from __future__ import annotations
 
+import bisect
 import contextlib
 import json
 import os
@@ -90,6 +91,7 @@ class RealRun:
     ds_deletion_seconds: float | None  # the patch to the last Multus pod gone (fake nodes' view); None: not all
     ds_deleted: int  # Multus pods deleted by the DaemonSet controller during the run
     ds_deletion_rate: float  # per second, first to last deletion
+    ds_rate_profile: list[float]  # Multus pods deleted per second in each 10 s from the patch
     floor_seconds: float  # pod_seconds + the DaemonSet deletion time (estimated from the rate if not all went)
     floor_estimated: bool
     requests: dict[str, int] = field(default_factory=dict)  # the orchestrator's, by verb (its summary)
@@ -101,6 +103,7 @@ class RealRun:
     setup: dict[str, float] = field(default_factory=dict)
     phase_cpu: dict[str, dict[str, float]] = field(default_factory=dict)  # phase -> process -> CPU s, "seconds"
     timeline: list[dict[str, Any]] = field(default_factory=list)  # every 0.5 s: CPU seconds so far per process
+    progress: list[list[float]] = field(default_factory=list)  # per s from spawn: [t, Multus pods left, nodes done]
     log_tail: str = ""
 
     @property
@@ -368,9 +371,15 @@ def _hook(cluster: devcluster.Cluster, fake: FakeNodes, job_text: str, config: P
     ds_seconds = deleted[-1] - patch if all_gone and patch else None
     estimated = ds_seconds is None
     floor = pod_seconds + (ds_seconds if ds_seconds is not None else (nodes / rate if rate else float("nan")))
+    wall = end - start
+    profile = [round(sum(1 for t in deleting if patch + k <= t < patch + k + 10) / 10, 1)
+               for k in range(0, int((deleting[-1] - patch) // 10 + 1) * 10, 10)] if patch and deleting else []
+    terminated = sorted(e["t"] for e in fake.events if start_wall <= e["t"] <= end_wall
+                        and e["event"] == "terminated")
+    progress = [[float(k), float(nodes - bisect.bisect_left(deleted, start_wall + k)),
+                 float(bisect.bisect_left(terminated, start_wall + k))] for k in range(int(wall) + 2)]
     requests_before, requests_after = Counter(before["requests"]), Counter(after["requests"])
     runner_requests = dict(requests_after - requests_before)
-    wall = end - start
     peak_kb = int(peak_file.read_text()) if peak_file.exists() else 0
     return RealRun(
         nodes=nodes, pod_seconds=pod_seconds, hook_commit=commit, concurrency=int(settings["concurrency"]),
@@ -382,7 +391,8 @@ def _hook(cluster: devcluster.Cluster, fake: FakeNodes, job_text: str, config: P
         stop_seconds=round((gone or end_wall) - patch, 2) if patch else None,
         sweep_seconds=round(end_wall - gone, 2) if gone else None,
         ds_deletion_seconds=round(ds_seconds, 2) if ds_seconds is not None else None,
-        ds_deleted=len(deleting), ds_deletion_rate=round(rate, 2), floor_seconds=round(floor, 2),
+        ds_deleted=len(deleting), ds_deletion_rate=round(rate, 2), ds_rate_profile=profile,
+        floor_seconds=round(floor, 2),
         floor_estimated=estimated, requests=summary.get("api_requests", {}),
         peak_rss_mb=round(peak_kb / 1024, 1),
         clean_nodes=sum(1 for n in (summary.get("nodes") or {}).values() if n["status"] == "clean"),
@@ -391,7 +401,7 @@ def _hook(cluster: devcluster.Cluster, fake: FakeNodes, job_text: str, config: P
                 "lease_renewals_per_second": round(runner_requests.get("lease-renew", 0) / wall, 1),
                 "max_renew_gap_seconds": after["max_renew_gap"], "errors": after["errors"],
                 "cleanup_in_flight_max": after["cleanup_in_flight_max"]},
-        setup=setup, timeline=sampler.samples,
+        setup=setup, timeline=sampler.samples, progress=progress,
         phase_cpu=_phase_cpu(sampler.samples, {"start-up": (0.0, patch - start_wall if patch else wall),
                                                "stop": (patch - start_wall if patch else wall,
                                                         (gone or end_wall) - start_wall),
