@@ -30,6 +30,8 @@ the API server: `Cluster.hub_prefix()` and `Cluster.hub_kubeconfig`). One asynci
    writes per cleanup pod, as a kubelet whose status manager sees both states.
 5. **Deletion.** A pod of ours with a deletionTimestamp is deleted with gracePeriodSeconds 0 (preconditioned
    on its UID), as a kubelet does once the pod's containers have stopped; here at once, since nothing runs.
+   (The API server removes a cleanup pod that is already Succeeded by itself, right after its deletionTimestamp
+   shows in the watch: the runner's delete then gets a 404, counted as expected.)
 
 Stdout is a JSON-lines log for the bench: `{"event": "nodes", ...}` once the Nodes and Leases exist,
 `{"event": "deleting"|"deleted", "kind": "cleanup"|"other", "t": ...}` per pod (time.time(), comparable across
@@ -156,7 +158,8 @@ class Runner:
                     data = await resp.read()
                     if 200 <= resp.status < 300:
                         return json.loads(data) if data else {}
-                    if resp.status in ok:
+                    if resp.status in ok:  # e.g. 404: already gone; counted, not retried
+                        self.errors[f"{kind} {resp.status} (expected)"] += 1
                         return None
                     self.errors[f"{kind} {resp.status}"] += 1
                     if resp.status not in (429, 500, 502, 503, 504):

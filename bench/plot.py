@@ -97,7 +97,7 @@ def real_control_plane_figure(results: list[dict[str, Any]], path: Path) -> None
              title=f"{big['nodes']:,} nodes" + ("" if big["success"] else " (failed)"))
     ax_g.legend(fontsize=8)
     samples = big["timeline"]
-    names = [k for k in samples[-1] if k != "t"]
+    names = [k for k in samples[-1] if k not in ("t", "rss_mb")]
     mids = [(a["t"] + b["t"]) / 2 for a, b in itertools.pairwise(samples)]
     stacks = [[max(0.0, (b.get(n, 0.0) - a.get(n, 0.0)) / max(1e-6, b["t"] - a["t"]))
                for a, b in itertools.pairwise(samples)] for n in names]

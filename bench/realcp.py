@@ -95,6 +95,7 @@ class RealRun:
     floor_seconds: float  # pod_seconds + the DaemonSet deletion time (estimated from the rate if not all went)
     floor_estimated: bool
     requests: dict[str, int] = field(default_factory=dict)  # the orchestrator's, by verb (its summary)
+    job_events: int = 0  # Events the orchestrator created on the hook Job (part of requests["create"])
     peak_rss_mb: float = 0.0
     clean_nodes: int = 0
     cpu_seconds: dict[str, float] = field(default_factory=dict)  # per process, during the hook
@@ -192,6 +193,16 @@ def cpu_of(pid: int) -> float | None:
     return (int(fields[11]) + int(fields[12])) / TICK  # utime, stime
 
 
+def rss_mb(pid: int) -> float | None:
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return round(int(line.split()[1]) / 1024, 1)
+    except OSError:
+        pass
+    return None
+
+
 def machine_jiffies() -> tuple[int, int]:
     """(busy, total) jiffies of all CPUs since boot."""
     values = [int(v) for v in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
@@ -223,8 +234,11 @@ class Sampler(threading.Thread):
             value = cpu_of(pid)
             if value is not None:
                 self.last[name] = value
-        self.samples.append({"t": round(time.monotonic() - self.t0, 2),
-                             **{k: round(v - self.start_cpu.get(k, 0.0), 2) for k, v in self.last.items()}})
+        sample: dict[str, Any] = {"t": round(time.monotonic() - self.t0, 2),
+                                  **{k: round(v - self.start_cpu.get(k, 0.0), 2) for k, v in self.last.items()}}
+        if "orchestrator" in self.pids and (rss := rss_mb(self.pids["orchestrator"])) is not None:
+            sample["rss_mb"] = rss  # the orchestrator's, not CPU
+        self.samples.append(sample)
 
     def run(self) -> None:
         while not self.done.wait(self.interval):
@@ -303,7 +317,7 @@ def run_size(nodes: int, *, pod_seconds: float, lease_interval: float, workdir: 
         t1 = time.monotonic()
         cluster.kubectl("create", "-f", str(manifest))
         fake.wait(f"{nodes} Running Multus pods", lambda e: e["event"] == "stats" and e["running_other"] >= nodes,
-                  180 + nodes / 5)
+                  120 + nodes / 10)  # the DaemonSet controller creates about 20 per second
         setup["multus_pods_seconds"] = round(time.monotonic() - t1, 1)
         log(f"  {nodes:>5} nodes: control plane {setup['control_plane_seconds']:.0f} s, nodes "
             f"{setup['nodes_seconds']:.0f} s, {nodes} Multus pods Running in {setup['multus_pods_seconds']:.0f} s")
@@ -354,6 +368,11 @@ def _hook(cluster: devcluster.Cluster, fake: FakeNodes, job_text: str, config: P
         _, status, usage = os.wait4(proc.pid, 0)
         end_wall, end = time.time(), time.monotonic()
     cpu, busy = sampler.finish()
+    events = cluster.kubectl("get", "events", "-n", NAMESPACE, "-o", "json", "--field-selector",
+                             f"involvedObject.kind=Job,involvedObject.name={JOB}", check=False)
+    job_events = sum(1 for e in json.loads(events.stdout)["items"]  # the Job controller's own ("Suspended") aside
+                     if "job-controller" not in ((e.get("source") or {}).get("component", ""),
+                                                 e.get("reportingComponent", ""))) if events.returncode == 0 else 0
     cpu["orchestrator"] = round(usage.ru_utime + usage.ru_stime, 2)
     stamped.join(10)
     after = fake.stats_now()
@@ -393,7 +412,7 @@ def _hook(cluster: devcluster.Cluster, fake: FakeNodes, job_text: str, config: P
         ds_deletion_seconds=round(ds_seconds, 2) if ds_seconds is not None else None,
         ds_deleted=len(deleting), ds_deletion_rate=round(rate, 2), ds_rate_profile=profile,
         floor_seconds=round(floor, 2),
-        floor_estimated=estimated, requests=summary.get("api_requests", {}),
+        floor_estimated=estimated, requests=summary.get("api_requests", {}), job_events=job_events,
         peak_rss_mb=round(peak_kb / 1024, 1),
         clean_nodes=sum(1 for n in (summary.get("nodes") or {}).values() if n["status"] == "clean"),
         cpu_seconds=cpu, machine_busy=round(busy, 3),
@@ -421,7 +440,7 @@ def _phase_cpu(samples: list[dict[str, Any]], phases: dict[str, tuple[float, flo
         if b - a < 0.5:
             continue
         first, last = at(a), at(b)
-        used = {k: round(v - first.get(k, 0.0), 2) for k, v in last.items() if k != "t"}
+        used = {k: round(v - first.get(k, 0.0), 2) for k, v in last.items() if k not in ("t", "rss_mb")}
         out[name] = {**used, "seconds": round(b - a, 2), "cores": round(sum(used.values()) / (b - a), 2)}
     return out
 
@@ -461,6 +480,7 @@ def report(results: list[RealRun]) -> str:
     rows = []
     for r in results:
         verbs = ", ".join(f"{n} {v}" for v, n in sorted(r.requests.items()))
+        verbs += f" ({r.job_events} Job Events)" if r.job_events else ""
         rows.append([f"{r.nodes:,}", "yes" if r.success else "NO", f"{r.wall_seconds:.1f}",
                      f"{r.to_patch_seconds or 0:.1f}", f"{r.stop_seconds or 0:.1f}",
                      f"{r.sweep_seconds:.1f}" if r.sweep_seconds is not None else "-",
