@@ -159,8 +159,11 @@ class Helm:
         namespace: str = NAMESPACE,
         include_crds: bool = False,
         kube_version: str | None = None,
+        api_versions: Iterable[str] = (),
     ) -> RenderResult:
         args = ["template", release, str(CHART_DIR), "--namespace", namespace]
+        for api in api_versions:  # what discovery would report on a cluster (helm install does that)
+            args += ["--api-versions", api]
         for f in values_files:
             args += ["--values", str(f)]
         for key, value in (set_values or {}).items():

@@ -181,3 +181,23 @@ def test_the_job_refuses_tolerations_that_would_place_it_on_a_not_ready_node(
         helm: Helm, render: Render, toleration: dict[str, str], message: str) -> None:
     result = render(helm, set_values={"cleanup.tolerations": [toleration]})
     assert not result.ok and "tolerations" in result.stderr and message in result.stderr, result.stderr
+
+
+VAP = "admissionregistration.k8s.io/v1/ValidatingAdmissionPolicy"
+
+
+def test_a_cluster_that_serves_admission_policies_gets_the_fence(helm: Helm) -> None:
+    """Where the API serves ValidatingAdmissionPolicy (1.30+), the ServiceAccount that may create pods is
+    fenced to node pods of the cleanup's shape (proven on the real API server in tests/cluster)."""
+    fenced = helm.template(api_versions=[VAP], set_values={"cleanup.extraFiles": ["/etc/whereabouts/x.conf"]})
+    assert fenced.ok, fenced.stderr
+    policy = next(d for d in fenced.objects() if d["kind"] == "ValidatingAdmissionPolicy")
+    binding = next(d for d in fenced.objects() if d["kind"] == "ValidatingAdmissionPolicyBinding")
+    assert binding["spec"] == {"policyName": policy["metadata"]["name"], "validationActions": ["Deny"]}
+    assert policy["spec"]["matchConditions"][0]["expression"] == (
+        "request.userInfo.username == 'system:serviceaccount:kube-system:multus-cleanup'")
+    paths = next(v["expression"] for v in policy["spec"]["variables"] if v["name"] == "hostPaths")
+    assert paths == '["/etc/cni/net.d","/opt/cni/bin","/run","/var/lib/cni","/etc/whereabouts"]'
+    assert not [d for d in helm.template().objects() if d["kind"] == "ValidatingAdmissionPolicy"]  # 1.29: none
+    off = helm.template(api_versions=[VAP], set_values={"cleanup.admissionPolicy.enabled": False})
+    assert not [d for d in off.objects() if d["kind"] == "ValidatingAdmissionPolicy"]
