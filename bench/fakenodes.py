@@ -35,9 +35,9 @@ the API server: `Cluster.hub_prefix()` and `Cluster.hub_kubeconfig`). One asynci
 
 Stdout is a JSON-lines log for the bench: `{"event": "nodes", ...}` once the Nodes and Leases exist,
 `{"event": "deleting"|"deleted", "kind": "cleanup"|"other", "t": ...}` per pod (time.time(), comparable across
-processes), `{"event": "terminated", ...}` per cleanup pod answered, and `{"event": "stats", ...}` every 5 s,
-on SIGUSR1 and at exit (SIGTERM/SIGINT): requests by kind, errors, the Running non-cleanup pods, the cleanup
-pods in flight and the longest Lease renewal gap.
+processes), `{"event": "started"|"terminated", ...}` per cleanup pod seen and answered, and
+`{"event": "stats", ...}` every 5 s, on SIGUSR1 and at exit (SIGTERM/SIGINT): requests by kind, errors, the
+Running non-cleanup pods, the cleanup pods in flight and the longest Lease renewal gap.
 """
 
 from __future__ import annotations
@@ -344,6 +344,7 @@ class Runner:
         self.cleanup_in_flight_max = max(self.cleanup_in_flight_max, self.cleanup_in_flight)
         try:
             started = now_rfc3339()
+            self.emit("started", kind="cleanup", node=pod["spec"]["nodeName"])
             await asyncio.sleep(self.pod_seconds)
             path = self._status_path(pod)
             running = self._running_status(pod, started)

@@ -96,6 +96,7 @@ class RealRun:
     floor_estimated: bool
     requests: dict[str, int] = field(default_factory=dict)  # the orchestrator's, by verb (its summary)
     job_events: int = 0  # Events the orchestrator created on the hook Job (part of requests["create"])
+    pod_cycle_seconds: float = 0.0  # mean, per node: the fake kubelet seeing its cleanup pod to the Terminated write
     peak_rss_mb: float = 0.0
     clean_nodes: int = 0
     cpu_seconds: dict[str, float] = field(default_factory=dict)  # per process, during the hook
@@ -395,6 +396,9 @@ def _hook(cluster: devcluster.Cluster, fake: FakeNodes, job_text: str, config: P
                for k in range(0, int((deleting[-1] - patch) // 10 + 1) * 10, 10)] if patch and deleting else []
     terminated = sorted(e["t"] for e in fake.events if start_wall <= e["t"] <= end_wall
                         and e["event"] == "terminated")
+    seen = {e["node"]: e["t"] for e in fake.events if start_wall <= e["t"] <= end_wall and e["event"] == "started"}
+    cycles = [e["t"] - seen[e["node"]] for e in fake.events if start_wall <= e["t"] <= end_wall
+              and e["event"] == "terminated" and e["node"] in seen]
     progress = [[float(k), float(nodes - bisect.bisect_left(deleted, start_wall + k)),
                  float(bisect.bisect_left(terminated, start_wall + k))] for k in range(int(wall) + 2)]
     requests_before, requests_after = Counter(before["requests"]), Counter(after["requests"])
@@ -413,6 +417,7 @@ def _hook(cluster: devcluster.Cluster, fake: FakeNodes, job_text: str, config: P
         ds_deleted=len(deleting), ds_deletion_rate=round(rate, 2), ds_rate_profile=profile,
         floor_seconds=round(floor, 2),
         floor_estimated=estimated, requests=summary.get("api_requests", {}), job_events=job_events,
+        pod_cycle_seconds=round(sum(cycles) / len(cycles), 3) if cycles else 0.0,
         peak_rss_mb=round(peak_kb / 1024, 1),
         clean_nodes=sum(1 for n in (summary.get("nodes") or {}).values() if n["status"] == "clean"),
         cpu_seconds=cpu, machine_busy=round(busy, 3),
@@ -484,11 +489,11 @@ def report(results: list[RealRun]) -> str:
         rows.append([f"{r.nodes:,}", "yes" if r.success else "NO", f"{r.wall_seconds:.1f}",
                      f"{r.to_patch_seconds or 0:.1f}", f"{r.stop_seconds or 0:.1f}",
                      f"{r.sweep_seconds:.1f}" if r.sweep_seconds is not None else "-",
-                     f"{r.sweep_ideal_seconds:.0f}",
+                     f"{r.sweep_ideal_seconds:.0f}", f"{r.pod_cycle_seconds:.2f}",
                      f"{r.ds_deletion_rate:.1f}", f"{r.floor_seconds:.1f}" + ("*" if r.floor_estimated else ""),
                      f"{r.ratio:.2f}", f"{r.total_requests:,}", f"{r.total_requests / r.nodes:.2f}",
                      f"{r.peak_rss_mb:.0f}", verbs])
-    text = table(["nodes", "ok", "wall s", "to stop s", "stop s", "sweep s", "sweep ideal s", "DS del/s",
+    text = table(["nodes", "ok", "wall s", "to stop s", "stop s", "sweep s", "sweep ideal s", "pod cycle s", "DS del/s",
                   "floor s", "wall/floor",
                   "requests", "req/node", "peak RSS MB", "by verb"], rows)
     lines = ["", "* estimated: the stop failed before every Multus pod was gone; floor = pod time + nodes / "
