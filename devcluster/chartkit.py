@@ -76,11 +76,15 @@ class ClusterKit:
     def kubectl(self, *args: str, check: bool = True, timeout: float = 120) -> subprocess.CompletedProcess[str]:
         return self.cluster.kubectl(*args, check=check, timeout=timeout)
 
+    def helm_env(self) -> dict[str, str]:
+        """Helm's environment: this cluster, and a Helm home of the cluster's own."""
+        home = str(self._helm_home())
+        return {**os.environ, "KUBECONFIG": str(self.cluster.kubeconfig), "HELM_CACHE_HOME": home,
+                "HELM_CONFIG_HOME": home, "HELM_DATA_HOME": home}
+
     def helm(self, version: str, *args: str, check: bool = True,
              timeout: float = 400) -> subprocess.CompletedProcess[str]:
-        env = {**os.environ, "KUBECONFIG": str(self.cluster.kubeconfig), "HELM_CACHE_HOME": str(self._helm_home()),
-               "HELM_CONFIG_HOME": str(self._helm_home()), "HELM_DATA_HOME": str(self._helm_home())}
-        r = subprocess.run([str(self.helm_bins[version]), *args], capture_output=True, text=True, env=env,
+        r = subprocess.run([str(self.helm_bins[version]), *args], capture_output=True, text=True, env=self.helm_env(),
                            timeout=timeout, check=False)
         if check and r.returncode != 0:
             raise AssertionError(f"helm {version} {' '.join(args)} exited {r.returncode}:\n{r.stdout}\n{r.stderr}")

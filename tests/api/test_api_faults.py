@@ -104,3 +104,31 @@ def test_killed_midway_then_rerun_finishes(cluster: SimCluster, kubelet: Simulat
     assert all(cluster.restored(n) for n in names)
     assert cluster.pods(NS, "app.kubernetes.io/component=node-cleanup") == []  # the first run's pods too
     assert summary["success"] is True
+
+
+def test_sigterm_ends_the_run_with_its_summary_and_without_its_node_pods(cluster: SimCluster,
+                                                                        kubelet: SimulatedKubelet,
+                                                                        tmp_path: Path) -> None:
+    """As at the hook Job's deadline: the kubelet sends SIGTERM to PID 1 and kills it after the grace period."""
+    names = cluster.add_nodes(4, "thick")
+    cluster.add_multus_daemonset()
+    kubelet.wait_idle()
+    kubelet.behaviour(names[-1]).hang = True  # one node never reports
+    config = tmp_path / "config.yaml"
+    config.write_text(yaml.safe_dump({"cluster": {"nodeTimeoutSeconds": 120}}))
+    script = Path(sys.executable).with_name("multus-cleanup")
+    run = subprocess.Popen([str(script), "run", "--kubeconfig", str(cluster.kubeconfig), "--config", str(config)],
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 30
+    while sum(cluster.restored(n) for n in names[:-1]) < len(names) - 1 and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert cluster.pods(NS, "app.kubernetes.io/component=node-cleanup"), "the hanging node's pod is not there"
+    run.send_signal(signal.SIGTERM)
+    stopped = time.monotonic()
+    out, err = run.communicate(timeout=25)
+    assert time.monotonic() - stopped < 10, "the run took longer than a kubelet's grace period allows"
+    assert run.returncode == 1, err
+    assert "the cleanup was stopped (SIGTERM" in out and f"with {len(names) - 1} of {len(names)} node(s) clean" in out
+    assert f"{names[-1]}: unreachable: not cleaned: the cleanup was stopped (SIGTERM)" in out, out
+    assert "result: FAILED" in out
+    assert cluster.pods(NS, "app.kubernetes.io/component=node-cleanup") == []  # its node pods went with it

@@ -17,6 +17,7 @@ HOOK = ROOT / "hook" / "multus_cleanup"
 # (a phrase the code prints, the file that prints it): each must be explained in docs/uninstall.md
 FAILURE_MESSAGES = [
     ("node(s) are not clean", "cluster/orchestrator.py"),
+    ("the cleanup was stopped (", "cluster/orchestrator.py"),
     ("node(s) could not be cleaned (unreachableNodes: fail)", "cluster/orchestrator.py"),
     ("cannot remove", "node/engine.py"),
     ("read-only file system", "node/hostfs.py"),

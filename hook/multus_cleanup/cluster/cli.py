@@ -8,6 +8,8 @@ import sys
 from typing import Any, TextIO
 
 from ..report import ExitCode
+from .jobclock import job_elapsed
+from .signals import Terminated, terminate_on_signals
 
 DEFAULT_CONFIG = "/etc/multus-cleanup/config.yaml"
 OWNER_ENV = ("MULTUS_CLEANUP_JOB_NAME", "MULTUS_CLEANUP_JOB_UID")
@@ -57,12 +59,19 @@ def dispatch(args: argparse.Namespace, out: TextIO = sys.stdout, err_out: TextIO
     name, uid = (os.environ.get(key) for key in OWNER_ENV)
     owner = Owner(name, uid) if name and uid else None
     try:
-        if args.command == "plan":
-            print(orchestrator.plan(config, kube), file=out)
-            return ExitCode.OK
-        summary = (orchestrator.run if args.command == "run" else orchestrator.check)(config, kube, owner)
+        with terminate_on_signals():
+            if args.command == "plan":
+                print(orchestrator.plan(config, kube), file=out)
+                return ExitCode.OK
+            if args.command == "run":
+                summary = orchestrator.run(config, kube, owner, elapsed=job_elapsed(kube, config, owner))
+            else:
+                summary = orchestrator.check(config, kube, owner)
     except ApiError as err:
         print(f"multus-cleanup: {err}", file=err_out)
+        return ExitCode.FAILED
+    except Terminated as stop:
+        print(f"multus-cleanup: stopped by {stop.signal} before it could summarise", file=err_out)
         return ExitCode.FAILED
     print(summary.to_json() if args.output == "json" else summary.to_text(), file=out)
     return ExitCode.OK if summary.success else ExitCode.FAILED

@@ -21,6 +21,7 @@ from .nodepod import NodePodFactory, Owner, validate_pod
 from .nodes import NodeInfo, list_nodes
 from .preflight import PreflightError, attached_pods, check_admission, describe_attached
 from .selectors import from_label_selector
+from .signals import Terminated
 from .stop import StopError, Stopped, pause_multus, undo_stop, wait_stopped
 from .sweep import Sweep, SweepResult
 
@@ -32,14 +33,18 @@ def new_run_id() -> str:
     return "".join(secrets.choice(string.ascii_lowercase + string.digits) for _ in range(5))
 
 
-def run(config: CleanupConfig, kube: Kube, owner: Owner | None, run_id: str | None = None) -> Summary:
+def run(config: CleanupConfig, kube: Kube, owner: Owner | None, run_id: str | None = None,
+        elapsed: float = 0.0) -> Summary:
+    """`elapsed`: seconds the run's budget has already used (the hook Job's time before this pod started)."""
     summary = Summary("run", run_id or new_run_id())
     events = JobEvents(kube, owner, config.cluster.namespace, summary.run_id)
     try:
-        _run(config, kube, owner, summary, events)
+        _run(config, kube, owner, summary, events, elapsed)
     except ApiError as err:
         events.warning("CleanupFailed", f"{err}; nothing was deleted from the API")
         raise
+    except Terminated as stop:  # before or after the sweep: the stop of Multus was undone if nothing changed
+        summary.error = _stopped_message(stop.signal, summary)
     for outcome in summary.outcomes:
         if outcome.status != NodeStatus.CLEAN:
             events.node_failed(outcome.node, outcome.status, outcome.detail)
@@ -51,8 +56,19 @@ def run(config: CleanupConfig, kube: Kube, owner: Owner | None, run_id: str | No
     return summary
 
 
-def _run(config: CleanupConfig, kube: Kube, owner: Owner | None, summary: Summary, events: JobEvents) -> Summary:
-    deadline = time.monotonic() + config.cluster.deadline_seconds
+def _stopped_message(signal_name: str, summary: Summary) -> str:
+    done = summary.count(NodeStatus.CLEAN)
+    return (f"the cleanup was stopped ({signal_name}: the hook Job reached activeDeadlineSeconds, or its pod was "
+            f"deleted) with {done} of {len(summary.outcomes)} node(s) clean; nothing was deleted from the API. Run "
+            "it again (a second `helm uninstall`), with a longer cleanup.activeDeadlineSeconds if time ran out")
+
+
+def _run(config: CleanupConfig, kube: Kube, owner: Owner | None, summary: Summary, events: JobEvents,
+         elapsed: float) -> Summary:
+    deadline = time.monotonic() + config.cluster.deadline_seconds - elapsed
+    if elapsed:
+        log.info("the hook Job started %.0f s ago: %.0f s of the run's budget are left", elapsed,
+                 max(0.0, config.cluster.deadline_seconds - elapsed))
     cluster = config.cluster
     factory = NodePodFactory(config, summary.run_id, owner)
     validate_pod(factory.render("node-name-check"))  # before any change: a bad template stops here
@@ -70,15 +86,19 @@ def _run(config: CleanupConfig, kube: Kube, owner: Owner | None, summary: Summar
         summary.multus_pods_stopped = wait_stopped(kube, stopped, cluster.stop_timeout_seconds,
                                                    frozenset(n.name for n in nodes if not n.ready))
         events.normal("MultusStopped", f"{summary.multus_pods_stopped} Multus pod(s) stopped; cleaning the nodes")
-        _sweep(kube, factory, config, summary, "clean", nodes, deadline,
-               on_progress=events.progress)
+        terminated = _sweep(kube, factory, config, summary, "clean", nodes, deadline,
+                            on_progress=events.progress)
     except StopError as err:
         summary.error = str(err)
         _undo(kube, stopped, summary)
         return _done(summary, kube)
-    except ApiError:
+    except (ApiError, Terminated):
         _undo(kube, stopped, summary)
         raise
+    if terminated:
+        summary.error = _stopped_message(terminated, summary)
+        _undo(kube, stopped, summary)
+        return _done(summary, kube)
     failed = [o for o in summary.outcomes if o.status in (NodeStatus.FAILED, NodeStatus.NOT_CLEAN)]
     unreachable = [o for o in summary.outcomes if o.status == NodeStatus.UNREACHABLE]
     restored = came_back(kube, stopped)
@@ -141,7 +161,8 @@ def check(config: CleanupConfig, kube: Kube, owner: Owner | None, run_id: str | 
 
 
 def _sweep(kube: Kube, factory: NodePodFactory, config: CleanupConfig, summary: Summary, what: str,
-           nodes: list[NodeInfo], deadline: float, on_progress: Callable[[str], None] | None = None) -> None:
+           nodes: list[NodeInfo], deadline: float, on_progress: Callable[[str], None] | None = None) -> str | None:
+    """Clean (or check) the ready nodes; returns the signal's name if one stopped it early."""
     ready = [n.name for n in nodes if n.ready]
     log.info("%d node(s) match %s; %d ready", len(nodes), dict(config.cluster.node_selector), len(ready))
     sweep = Sweep(kube, factory, config.cluster, what=what, on_progress=on_progress)
@@ -149,6 +170,7 @@ def _sweep(kube: Kube, factory: NodePodFactory, config: CleanupConfig, summary: 
     result = sweep.run(ready, deadline)
     _add_not_ready(result, [n for n in nodes if not n.ready])
     summary.outcomes = list(result.outcomes.values())
+    return result.terminated
 
 
 def _add_not_ready(result: SweepResult, not_ready: list[NodeInfo]) -> None:

@@ -23,6 +23,7 @@ from ..config.cluster import ClusterConfig
 from ..report import NodeOutcome, NodeReport, NodeStatus, report_from_log
 from .kube import JSON, PODS, ApiError, Conflict, Forbidden, Gone, Kube, NotFound
 from .nodepod import MANAGED_SELECTOR, RUN_LABEL, NodePodFactory, validate_pod
+from .signals import Terminated
 
 log = logging.getLogger(__name__)
 
@@ -68,6 +69,7 @@ class WatchFailed(ApiError):
 @dataclass
 class SweepResult:
     outcomes: dict[str, NodeOutcome] = field(default_factory=dict)
+    terminated: str | None = None  # the signal that stopped the sweep early, if one did
 
     def by_status(self, status: NodeStatus) -> list[NodeOutcome]:
         return [o for o in self.outcomes.values() if o.status == status]
@@ -100,6 +102,13 @@ class Sweep:
         pool = ThreadPoolExecutor(max_workers=min(8, self.cluster.concurrency), thread_name_prefix="create")
         try:
             self._loop(nodes, result, pool, deadline)
+        except Terminated as stop:
+            result.terminated = stop.signal
+            for node in nodes:
+                if node not in result.outcomes:
+                    result.outcomes[node] = NodeOutcome(
+                        node, NodeStatus.UNREACHABLE, f"not cleaned: the cleanup was stopped ({stop.signal}) before "
+                        "this node reported; run it again", attempts=0)
         finally:
             self._stop.set()
             pool.shutdown(wait=True, cancel_futures=True)
