@@ -84,7 +84,8 @@ app.kubernetes.io/component: cni
 
 {{/* Name of the thick daemon's ConfigMap. */}}
 {{- define "multus.daemonConfigMapName" -}}
-{{- printf "%s-daemon-config" (include "multus.fullname" .) | trunc 63 | trimSuffix "-" -}}
+{{- /* cut the base, not the suffix: a 63-character fullname must not give two objects one name */ -}}
+{{- printf "%s-daemon-config" (include "multus.fullname" . | trunc 49 | trimSuffix "-") -}}
 {{- end -}}
 
 {{/*
@@ -218,7 +219,13 @@ host paths, so the cleanup removes exactly what this release's Multus writes.
 
 {{/* Base name of the cleanup's resources. */}}
 {{- define "multus.cleanupName" -}}
-{{- printf "%s-cleanup" (include "multus.fullname" .) | trunc 63 | trimSuffix "-" -}}
+{{- /* cut the base, not the suffix: a 63-character fullname must not give Multus and the cleanup one name */ -}}
+{{- printf "%s-cleanup" (include "multus.fullname" . | trunc 55 | trimSuffix "-") -}}
+{{- end -}}
+
+{{/* The node pods' ServiceAccount (no token, no RBAC). */}}
+{{- define "multus.cleanupNodeName" -}}
+{{- printf "%s-node" (include "multus.cleanupName" . | trunc 58 | trimSuffix "-") -}}
 {{- end -}}
 
 {{/* The cleanup image: <repository>@<digest>, else <repository>:<tag, default the chart version>. */}}
@@ -262,6 +269,7 @@ host paths, so the cleanup removes exactly what this release's Multus writes.
       "securityContext" $c.nodePodSecurityContext "annotations" ($c.nodePodAnnotations | default dict)
       "labels" (dict "app.kubernetes.io/instance" .Release.Name "app.kubernetes.io/part-of" "multus") -}}
 {{- with $c.backupDir }}{{- $_ := set $pod "backupDir" . -}}{{- end -}}
+{{- $_ := set $pod "serviceAccountName" (include "multus.cleanupNodeName" .) -}}
 {{- $cluster := dict "namespace" (include "multus.namespace" .)
       "multusDaemonSets" (include "multus.cleanupDaemonSets" . | fromYamlArray) "nodeSelector" $c.nodeSelector
       "unreachableNodes" $c.unreachableNodes "attachedPods" $c.attachedPods

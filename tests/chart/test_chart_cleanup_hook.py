@@ -203,3 +203,53 @@ def test_a_cluster_that_serves_admission_policies_gets_the_fence(helm: Helm) -> 
     assert not [d for d in helm.template().objects() if d["kind"] == "ValidatingAdmissionPolicy"]  # 1.29: none
     off = helm.template(api_versions=[VAP], set_values={"cleanup.admissionPolicy.enabled": False})
     assert not [d for d in off.objects() if d["kind"] == "ValidatingAdmissionPolicy"]
+
+
+def test_a_63_character_fullname_still_gives_every_object_a_name_of_its_own(helm: Helm, render: Render) -> None:
+    """Names are cut before their suffix: `<63 chars>-cleanup` cut to 63 would be the DaemonSet's name again."""
+    result = render(helm, set_values={"fullnameOverride": "m" * 63, "mode": "thick"})
+    assert result.ok, result.stderr
+    names: dict[tuple[str, str], int] = {}
+    for doc in result.objects():
+        key = (doc["kind"], doc["metadata"]["name"])
+        names[key] = names.get(key, 0) + 1
+        assert len(doc["metadata"]["name"]) <= 63, key
+    assert [k for k, n in names.items() if n > 1] == []
+    assert ("DaemonSet", "m" * 63) in names and ("ServiceAccount", "m" * 55 + "-cleanup") in names
+    assert ("ConfigMap", "m" * 49 + "-daemon-config") in names
+
+
+def test_node_pods_have_their_own_service_account_without_a_token(helm: Helm, render: Render) -> None:
+    result = render(helm)
+    assert result.ok, result.stderr
+    objects = result.objects()
+    (account,) = [o for o in objects
+                  if o["kind"] == "ServiceAccount" and o["metadata"]["name"] == "multus-cleanup-node"]
+    assert account["automountServiceAccountToken"] is False
+    configmap = next(o for o in objects if o["kind"] == "ConfigMap" and o["metadata"]["name"] == "multus-cleanup")
+    config = parse_config(yaml.safe_load(configmap["data"]["config.yaml"]))
+    pod = NodePodFactory(config, "abcde", None).render("node-a")
+    assert pod["spec"]["serviceAccountName"] == "multus-cleanup-node"
+    assert pod["spec"]["automountServiceAccountToken"] is False
+
+
+def test_openshift_binds_the_sccs_each_service_account_needs(helm: Helm, render: Render) -> None:
+    assert not [d for d in render(helm).objects() if d["metadata"]["name"].endswith(("-scc-privileged",
+                                                                                   "-scc-hostnetwork-v2"))]
+    result = render(helm, set_values={"openshift": {"enabled": True}})
+    assert result.ok, result.stderr
+    bindings = {(d["subjects"][0]["name"], d["roleRef"]["name"]) for d in result.objects()
+                if d["kind"] == "RoleBinding" and d["roleRef"]["name"].startswith("system:openshift:scc:")}
+    assert bindings == {("multus", "system:openshift:scc:privileged"),
+                        ("multus-cleanup-node", "system:openshift:scc:privileged"),
+                        ("multus-cleanup", "system:openshift:scc:hostnetwork-v2")}
+
+
+def test_a_privileged_node_pod_does_not_ask_for_no_privilege_escalation(helm: Helm, render: Render) -> None:
+    """privileged: true with allowPrivilegeEscalation: false is a 422 from the API server, on every node."""
+    configmap = one(cleanup_objects(render(helm, set_values={"cleanup": {"nodePodSecurityContext": {
+        "privileged": True}}})), "ConfigMap")
+    config = parse_config(yaml.safe_load(configmap["data"]["config.yaml"]))
+    context = NodePodFactory(config, "abcde", None).render("node-a")["spec"]["containers"][0]["securityContext"]
+    assert context["privileged"] is True and "allowPrivilegeEscalation" not in context
+    validate_pod(NodePodFactory(config, "abcde", None).render("node-a"))

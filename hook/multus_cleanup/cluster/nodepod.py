@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import posixpath
+from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import cached_property
 from typing import Any
@@ -68,6 +69,16 @@ def host_mounts(node: NodeConfig, backup_dir: str | None) -> list[Mount]:
     return mounts
 
 
+def container_security_context(wanted: Mapping[str, Any]) -> dict[str, Any]:
+    """The cleanup container's securityContext. A privileged container always may escalate: the API server
+    refuses `privileged: true` with `allowPrivilegeEscalation: false` (422), so a privileged node pod (OpenShift,
+    SELinux hosts) drops the latter instead of failing on every node."""
+    context = dict(wanted)
+    if context.get("privileged") is True and context.get("allowPrivilegeEscalation") is False:
+        del context["allowPrivilegeEscalation"]
+    return context
+
+
 class NodePodFactory:
     def __init__(self, config: CleanupConfig, run_id: str, owner: Owner | None, *, dry_run: bool = False) -> None:
         self.config = config
@@ -93,6 +104,7 @@ class NodePodFactory:
             "owner": self.owner,
             "pod": pod,
             "pull_secrets": [{"name": s} for s in pod.image_pull_secrets],
+            "security_context": container_security_context(pod.security_context),
             "command": command,
             "node_config": json.dumps({"node": self.config.node.to_raw()}, separators=(",", ":")),
             "mounts": host_mounts(self.config.node, pod.backup_dir),

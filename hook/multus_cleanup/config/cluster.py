@@ -63,6 +63,9 @@ class NodePodConfig:
     # host networking, and the pod would stay Running after the cleanup (the sweep copes, but why pay).
     annotations: Mapping[str, str] = field(default_factory=lambda: dict(SIDECAR_OPT_OUTS))
     backup_dir: str | None = None  # a host path on every node: move instead of delete
+    # The node pods' own ServiceAccount (the chart makes one, without a token); None: the namespace's default.
+    # OpenShift admits host access per ServiceAccount, through its SCCs.
+    service_account_name: str | None = None
 
 
 @dataclass(frozen=True)
@@ -92,7 +95,7 @@ _KEYS = {"namespace", "multusDaemonSets", "nodeSelector", "unreachableNodes", "a
          "nodeRetries", "nodeTimeoutSeconds", "startErrorGraceSeconds", "stopTimeoutSeconds", "deadlineSeconds",
          "deleteNetworkAttachmentDefinitions", "deleteCRD", "extraResources", "nodePod"}
 _POD_KEYS = {"image", "imagePullPolicy", "imagePullSecrets", "priorityClassName", "tolerations", "resources",
-             "securityContext", "podSecurityContext", "labels", "annotations", "backupDir"}
+             "securityContext", "podSecurityContext", "labels", "annotations", "backupDir", "serviceAccountName"}
 
 
 def parse_cluster_config(raw_value: object, field_name: str = "cluster") -> ClusterConfig:
@@ -148,6 +151,8 @@ def _node_pod(raw_value: object, field_name: str) -> NodePodConfig:
         labels=_string_map(raw, "labels", field_name, {}),
         annotations=_string_map(raw, "annotations", field_name, d.annotations),
         backup_dir=f.optional_host_path(raw, "backupDir", field_name, None),
+        service_account_name=None if raw.get("serviceAccountName") in (None, "") else _dns(
+            raw["serviceAccountName"], f"{field_name}.serviceAccountName", _DNS_SUBDOMAIN),
     )
 
 
