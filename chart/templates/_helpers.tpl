@@ -272,6 +272,7 @@ host paths, so the cleanup removes exactly what this release's Multus writes.
 {{- $_ := set $pod "serviceAccountName" (include "multus.cleanupNodeName" .) -}}
 {{- $cluster := dict "namespace" (include "multus.namespace" .)
       "multusDaemonSets" (include "multus.cleanupDaemonSets" . | fromYamlArray) "nodeSelector" $c.nodeSelector
+      "nodeSelectorExpressions" $c.nodeSelectorExpressions
       "unreachableNodes" $c.unreachableNodes "attachedPods" $c.attachedPods
       "concurrency" $c.concurrency "nodeRetries" $c.nodeRetries
       "nodeTimeoutSeconds" $c.nodeTimeoutSeconds "startErrorGraceSeconds" $c.startErrorGraceSeconds

@@ -33,6 +33,7 @@ class NodeStatus(StrEnum):
     NOT_CLEAN = "not clean"  # its engine ran and found or left Multus files
     FAILED = "failed"  # its cleanup pod could not run or report
     UNREACHABLE = "unreachable"  # NotReady, or no report in time: follows the unreachableNodes policy
+    GONE = "gone"  # deleted during the run: nothing left to clean, never a failure
 
 
 

@@ -7,6 +7,7 @@ node that never reports, a run out of time, and the API requests counted per nod
 
 from __future__ import annotations
 
+import threading
 import time
 from typing import Any
 
@@ -165,3 +166,44 @@ def test_the_run_ends_with_a_summary_when_its_time_runs_out(cluster: SimCluster,
     statuses = [summary["nodes"][n]["status"] for n in names]
     assert "clean" in statuses and statuses[-1] == "unreachable"
     assert "the cleanup ran out of time" in summary["nodes"][names[-1]]["detail"]
+
+
+def test_a_node_deleted_during_the_run_counts_as_gone_not_failed(cluster: SimCluster,
+                                                                 kubelet: SimulatedKubelet) -> None:
+    names = cluster.add_nodes(3, "thick")
+    kubelet.behaviour(names[2]).hang = True  # its pod starts and never reports ...
+    store = cluster.server.store
+
+    def delete_the_node_once_its_pod_runs() -> None:
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            pods = [p for p in cluster.pods(NS, "app.kubernetes.io/component=node-cleanup")
+                    if p["spec"]["nodeName"] == names[2]]
+            if pods:
+                store.delete(store.rt("nodes"), None, names[2])  # ... and the node is deleted meanwhile
+                return
+            time.sleep(0.05)
+
+    deleter = threading.Thread(target=delete_the_node_once_its_pod_runs)
+    deleter.start()
+    code, summary, log = cluster.orchestrate("run", config(nodeTimeoutSeconds=5, unreachableNodes="fail"))
+    deleter.join()
+
+    assert code == 0, log
+    assert summary["nodes"][names[2]]["status"] == "gone"
+    assert summary["nodes"][names[2]]["detail"] == "the node was deleted during the run: nothing left to clean"
+    assert all(cluster.restored(n) for n in names[:2])
+
+
+def test_virtual_kubelet_and_fargate_nodes_are_left_out_by_default(cluster: SimCluster,
+                                                                  kubelet: SimulatedKubelet) -> None:
+    names = cluster.add_nodes(2, "thick")
+    store = cluster.server.store
+    for name, labels in ((names[0], {"type": "virtual-kubelet"}), (names[1], {"eks.amazonaws.com/compute-type":
+                                                                                "fargate"})):
+        node = store.get(store.rt("nodes"), None, name)
+        node["metadata"]["labels"] = {**node["metadata"]["labels"], **labels}
+        store.replace(store.rt("nodes"), None, name, node)
+    code, summary, log = cluster.orchestrate("run", config())
+    assert code == 0, log
+    assert summary["nodes"] == {}, "a virtual-kubelet or Fargate node was given a cleanup pod"

@@ -13,7 +13,7 @@ def summary(*outcomes: NodeOutcome, success: bool, error: str | None = None) -> 
 
 
 def test_statuses_and_exit_codes_are_the_words_and_numbers_users_see() -> None:
-    assert [str(s) for s in NodeStatus] == ["clean", "not clean", "failed", "unreachable"]
+    assert [str(s) for s in NodeStatus] == ["clean", "not clean", "failed", "unreachable", "gone"]
     assert (ExitCode.OK, ExitCode.FAILED, ExitCode.USAGE) == (0, 1, 2)
 
 

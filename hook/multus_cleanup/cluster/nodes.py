@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from .kube import NODES, Kube
-from .selectors import from_labels
+from .selectors import from_label_selector
 
 
 @dataclass(frozen=True)
@@ -17,9 +17,11 @@ class NodeInfo:
     why_not_ready: str = ""
 
 
-def list_nodes(kube: Kube, selector: Mapping[str, str]) -> list[NodeInfo]:
+def list_nodes(kube: Kube, selector: Mapping[str, str],
+               expressions: Sequence[Mapping[str, Any]] = ()) -> list[NodeInfo]:
     """Every matching node, control-plane, tainted and cordoned ones included (node pods tolerate all)."""
-    items, _ = kube.list_all(NODES, query={"labelSelector": from_labels(selector)} if selector else None)
+    query = from_label_selector({"matchLabels": selector, "matchExpressions": list(expressions)})
+    items, _ = kube.list_all(NODES, query={"labelSelector": query} if query else None)
     return sorted((_info(n) for n in items), key=lambda n: n.name)
 
 

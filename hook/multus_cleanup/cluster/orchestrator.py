@@ -72,7 +72,7 @@ def _run(config: CleanupConfig, kube: Kube, owner: Owner | None, summary: Summar
     cluster = config.cluster
     factory = NodePodFactory(config, summary.run_id, owner)
     validate_pod(factory.render("node-name-check"))  # before any change: a bad template stops here
-    nodes = list_nodes(kube, cluster.node_selector)
+    nodes = list_nodes(kube, cluster.node_selector, cluster.node_selector_expressions)
     try:
         _preflight(kube, factory, config, summary, nodes)
     except PreflightError as err:
@@ -154,9 +154,10 @@ def check(config: CleanupConfig, kube: Kube, owner: Owner | None, run_id: str | 
     deadline = time.monotonic() + config.cluster.deadline_seconds
     factory = NodePodFactory(config, summary.run_id, owner, dry_run=True)
     validate_pod(factory.render("node-name-check"))
-    _sweep(kube, factory, config, summary, "checked clean", list_nodes(kube, config.cluster.node_selector),
-           deadline)
-    summary.success = all(o.status == NodeStatus.CLEAN for o in summary.outcomes)
+    cluster = config.cluster
+    _sweep(kube, factory, config, summary, "checked clean",
+           list_nodes(kube, cluster.node_selector, cluster.node_selector_expressions), deadline)
+    summary.success = all(o.status in (NodeStatus.CLEAN, NodeStatus.GONE) for o in summary.outcomes)
     return _done(summary, kube)
 
 
@@ -196,7 +197,7 @@ def plan(config: CleanupConfig, kube: Kube) -> str:
             lines.append(f"   DaemonSet {ref.namespace}/{ref.name}: stop it and wait for its {len(pods)} pod(s)")
         except NotFound:
             lines.append(f"   DaemonSet {ref.namespace}/{ref.name}: not found, nothing to stop")
-    nodes = list_nodes(kube, cluster.node_selector)
+    nodes = list_nodes(kube, cluster.node_selector, cluster.node_selector_expressions)
     ready = [n for n in nodes if n.ready]
     lines.append(f"2. clean {len(ready)} ready node(s) of {len(nodes)} matching {dict(cluster.node_selector)}, "
                  f"{cluster.concurrency} at a time, in namespace {cluster.namespace}")

@@ -6,10 +6,6 @@ from collections.abc import Mapping
 from typing import Any
 
 
-def from_labels(labels: Mapping[str, str]) -> str:
-    return ",".join(f"{k}={v}" for k, v in sorted(labels.items()))
-
-
 def from_label_selector(selector: Mapping[str, Any]) -> str:
     """A metav1.LabelSelector (matchLabels and matchExpressions) as a selector string."""
     parts = [f"{k}={v}" for k, v in sorted((selector.get("matchLabels") or {}).items())]

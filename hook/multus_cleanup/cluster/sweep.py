@@ -21,7 +21,7 @@ from typing import Any, Literal
 
 from ..config.cluster import ClusterConfig
 from ..report import NodeOutcome, NodeReport, NodeStatus, report_from_log
-from .kube import JSON, PODS, ApiError, Conflict, Forbidden, Gone, Kube, NotFound
+from .kube import JSON, NODES, PODS, ApiError, Conflict, Forbidden, Gone, Kube, NotFound
 from .nodepod import MANAGED_SELECTOR, RUN_LABEL, NodePodFactory, validate_pod
 from .signals import Terminated
 
@@ -204,6 +204,9 @@ class Sweep:
     def _finish(self, result: SweepResult, progress: _Progress, task: _Task, status: NodeStatus, detail: str,
                 active: dict[str, _Task], pool: ThreadPoolExecutor, *, retry: bool,
                 report: NodeReport | None = None) -> None:
+        if status in (NodeStatus.FAILED, NodeStatus.UNREACHABLE) and not self._node_exists(task.node):
+            status, retry = NodeStatus.GONE, False
+            detail = "the node was deleted during the run: nothing left to clean"
         if status != NodeStatus.CLEAN and retry and task.attempt < self.cluster.node_retries:
             log.warning("node %s: %s; trying again (attempt %d of %d)", task.node, detail, task.attempt + 2,
                         self.cluster.node_retries + 1)
@@ -214,6 +217,14 @@ class Sweep:
         if status != NodeStatus.CLEAN:
             log.warning("node %s: %s: %s", task.node, status.upper(), detail)
         progress.done(status)
+
+    def _node_exists(self, node: str) -> bool:
+        """Asked only when a node's pod failed or went silent: one list by name, no extra RBAC."""
+        try:
+            items, _ = self.kube.list_all(NODES, query={"fieldSelector": f"metadata.name={node}"})
+        except ApiError:
+            return True  # unknown: keep the failure as it is
+        return bool(items)
 
     # -- the watch -------------------------------------------------------------------------------------
     def _watcher_alive(self) -> bool:

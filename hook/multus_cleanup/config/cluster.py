@@ -73,6 +73,10 @@ class ClusterConfig:
     namespace: str = "kube-system"  # where the node pods run (the hook Job's namespace)
     multus_daemonsets: tuple[ObjectRef, ...] = (ObjectRef("kube-system", "kube-multus-ds"),)
     node_selector: Mapping[str, str] = field(default_factory=lambda: {"kubernetes.io/os": "linux"})
+    # Nodes that cannot run a cleanup pod and hold no Multus files: virtual-kubelet and EKS Fargate.
+    node_selector_expressions: tuple[Mapping[str, Any], ...] = field(default_factory=lambda: (
+        {"key": "type", "operator": "NotIn", "values": ["virtual-kubelet"]},
+        {"key": "eks.amazonaws.com/compute-type", "operator": "NotIn", "values": ["fargate"]}))
     unreachable_nodes: str = "fail"  # or "skip": list them as needing a re-run
     attached_pods: str = "warn"  # or "fail": pods on secondary networks stop the run before any change
     concurrency: int = 50  # node pods in flight; see docs/performance.md for sizing
@@ -91,9 +95,10 @@ class ClusterConfig:
     node_pod: NodePodConfig = field(default_factory=NodePodConfig)
 
 
-_KEYS = {"namespace", "multusDaemonSets", "nodeSelector", "unreachableNodes", "attachedPods", "concurrency",
-         "nodeRetries", "nodeTimeoutSeconds", "startErrorGraceSeconds", "stopTimeoutSeconds", "deadlineSeconds",
-         "deleteNetworkAttachmentDefinitions", "deleteCRD", "extraResources", "nodePod"}
+_KEYS = {"namespace", "multusDaemonSets", "nodeSelector", "nodeSelectorExpressions", "unreachableNodes",
+         "attachedPods", "concurrency", "nodeRetries", "nodeTimeoutSeconds", "startErrorGraceSeconds",
+         "stopTimeoutSeconds", "deadlineSeconds", "deleteNetworkAttachmentDefinitions", "deleteCRD",
+         "extraResources", "nodePod"}
 _POD_KEYS = {"image", "imagePullPolicy", "imagePullSecrets", "priorityClassName", "tolerations", "resources",
              "securityContext", "podSecurityContext", "labels", "annotations", "backupDir", "serviceAccountName"}
 
@@ -109,6 +114,9 @@ def parse_cluster_config(raw_value: object, field_name: str = "cluster") -> Clus
                                                 [{"namespace": r.namespace, "name": r.name}
                                                  for r in d.multus_daemonsets]))),
         node_selector=_string_map(raw, "nodeSelector", field_name, d.node_selector),
+        node_selector_expressions=tuple(
+            _expression(e, f"{field_name}.nodeSelectorExpressions[{i}]") for i, e in
+            enumerate(_list(raw, "nodeSelectorExpressions", field_name, list(d.node_selector_expressions)))),
         unreachable_nodes=f.string(raw, "unreachableNodes", field_name, d.unreachable_nodes, ("fail", "skip")),
         attached_pods=f.string(raw, "attachedPods", field_name, d.attached_pods, ("warn", "fail")),
         concurrency=f.integer(raw, "concurrency", field_name, d.concurrency, 1, 500),
@@ -154,6 +162,20 @@ def _node_pod(raw_value: object, field_name: str) -> NodePodConfig:
         service_account_name=None if raw.get("serviceAccountName") in (None, "") else _dns(
             raw["serviceAccountName"], f"{field_name}.serviceAccountName", _DNS_SUBDOMAIN),
     )
+
+
+def _expression(raw_value: object, field_name: str) -> Mapping[str, Any]:
+    """A node selector requirement, as in a LabelSelector's matchExpressions."""
+    raw: Mapping[str, Any] = f.section(raw_value, field_name)
+    f.reject_unknown(raw, {"key", "operator", "values"}, field_name)
+    key = f.string(raw, "key", field_name, "")
+    if not key:
+        raise ConfigError(f"{field_name}.key", "must be a label key")
+    operator = f.string(raw, "operator", field_name, "", ("In", "NotIn", "Exists", "DoesNotExist"))
+    values = list(f.string_list(raw, "values", field_name, ()))
+    if (operator in ("In", "NotIn")) != bool(values):
+        raise ConfigError(f"{field_name}.values", f"{operator} needs values; Exists and DoesNotExist take none")
+    return {"key": key, "operator": operator, "values": values} if values else {"key": key, "operator": operator}
 
 
 def _list(raw: Mapping[str, Any], key: str, field_name: str, default: list[Any]) -> list[Any]:
