@@ -83,7 +83,9 @@ def _run(config: CleanupConfig, kube: Kube, owner: Owner | None, summary: Summar
     stopped = pause_multus(kube, cluster.multus_daemonsets)
     warn_tracked(stopped)
     try:
-        summary.multus_pods_stopped = wait_stopped(kube, stopped, cluster.stop_timeout_seconds,
+        # within the run's budget: the Job's deadline would otherwise cut the wait short with a SIGTERM
+        stop_timeout = max(1, min(cluster.stop_timeout_seconds, int(deadline - time.monotonic())))
+        summary.multus_pods_stopped = wait_stopped(kube, stopped, stop_timeout,
                                                    frozenset(n.name for n in nodes if not n.ready))
         events.normal("MultusStopped", f"{summary.multus_pods_stopped} Multus pod(s) stopped; cleaning the nodes")
         terminated = _sweep(kube, factory, config, summary, "clean", nodes, deadline,
