@@ -342,7 +342,7 @@ class Cluster:
 
 
 def _node_states(cluster_id: str, count: int) -> list[NodeState]:
-    names = ["control-plane"] + [f"worker-{i}" for i in range(1, count)]
+    names = (["control-plane"] + [f"worker-{i}" for i in range(1, count)])[:count]
     return [NodeState(name=name, index=i + 1, ip=f"10.250.0.{10 + i + 1}", pod_cidr=f"10.244.{i + 1}.0/24",
                       netns=f"mct-{cluster_id}-n{i + 1}", control_plane=(i == 0)) for i, name in enumerate(names)]
 
