@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -128,7 +129,10 @@ def test_sigterm_ends_the_run_with_its_summary_and_without_its_node_pods(cluster
     out, err = run.communicate(timeout=25)
     assert time.monotonic() - stopped < 10, "the run took longer than a kubelet's grace period allows"
     assert run.returncode == 1, err
-    assert "the cleanup was stopped (SIGTERM" in out and f"with {len(names) - 1} of {len(names)} node(s) clean" in out
+    assert "the cleanup was stopped (SIGTERM" in out, out
+    # the nodes whose results it had read count as clean (how many it read before the signal is a race)
+    clean = re.search(rf"with (\d) of {len(names)} node\(s\) clean", out)
+    assert clean is not None and 1 <= int(clean.group(1)) <= len(names) - 1, out
     assert f"{names[-1]}: unreachable: not cleaned: the cleanup was stopped (SIGTERM)" in out, out
     assert "result: FAILED" in out
     assert cluster.pods(NS, "app.kubernetes.io/component=node-cleanup") == []  # its node pods went with it
