@@ -110,14 +110,26 @@ class ClusterKit:
         return list(self.cluster.get_json(*args)["items"])
 
     def multus_pods_running(self, release: str = "multus") -> dict[str, str]:
-        """node -> Multus pod name, once a Multus pod is Running and ready on every node."""
+        """node -> Multus pod name, once a Multus pod is Running and ready on every node and the runtime loads
+        Multus's config there. Multus's containers have no readiness probe (thin's image has no shell), so
+        "ready" comes a moment before the entrypoint has copied its binary and written its config."""
         def ready() -> dict[str, str]:
             pods = self.pods(NAMESPACE, f"app.kubernetes.io/instance={release},app.kubernetes.io/component=cni")
             running = {p["spec"]["nodeName"]: p["metadata"]["name"] for p in pods
                        if p["status"].get("phase") == "Running" and not p["metadata"].get("deletionTimestamp")
                        and all(c.get("ready") for c in p["status"].get("containerStatuses", []))}
             return running if set(running) == set(self.nodes) else {}
-        return dict(wait_for("a Running Multus pod on every node", ready, 180))
+        running = dict(wait_for("a Running Multus pod on every node", ready, 180))
+
+        def unconfigured() -> list[str]:
+            return [n for n in self.nodes if not self.loaded_config(n).startswith("00-multus")]
+        try:
+            wait_for("Multus's config loaded on every node", lambda: not unconfigured(), 60)
+        except AssertionError as err:
+            logs = {n: self.kubectl("logs", "-n", NAMESPACE, running[n], "--all-containers", "--tail=20",
+                                    check=False).stdout for n in unconfigured()}
+            raise AssertionError(f"{err}; the Multus pods' logs: {logs}") from None
+        return running
 
     def multus_leftovers(self, node: str) -> list[str]:
         """The Multus files still on NODE (its /run/multus included, read on the node itself)."""
