@@ -71,7 +71,9 @@ def test_a_failed_stop_is_undone(cluster: SimCluster, kubelet: SimulatedKubelet)
     code, summary, log = cluster.orchestrate("run", config(stopTimeoutSeconds=1))
 
     assert code == 1, log
-    assert "were still running after" in summary["error"]
+    assert "2 node(s) could not be cleaned" in summary["error"]
+    for node in summary["nodes"].values():
+        assert node["status"] == "unreachable" and "was still running 1s after it was deleted" in node["detail"]
     assert node_selector(cluster) == {}  # as before the stop: Multus schedules again
     assert any("Multus was restarted" in w for w in summary["warnings"])
 

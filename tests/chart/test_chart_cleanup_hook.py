@@ -140,7 +140,7 @@ def test_extra_resources_and_daemonsets_get_exactly_named_rules(helm: Helm, rend
     roles = {key.split("/")[1]: doc for key, doc in objects.items() if key.startswith("Role/")}
     assert sorted(roles) == ["kube-system", "multus-old"]
     assert roles["multus-old"]["rules"] == [
-        {"apiGroups": [""], "resources": ["pods"], "verbs": ["list", "watch"]},
+        {"apiGroups": [""], "resources": ["pods"], "verbs": ["list", "watch", "deletecollection"]},
         {"apiGroups": ["apps"], "resources": ["daemonsets"], "verbs": ["get", "patch"],
          "resourceNames": ["kube-multus-ds"]}]
     assert roles["kube-system"]["rules"][-1] == {"apiGroups": ["whereabouts.cni.cncf.io"], "resources": ["ippools"],

@@ -37,7 +37,7 @@ FAILURE_MESSAGES = [
     ("its cleanup pod did not finish within its deadline", "cluster/sweep.py"),
     ("not cleaned: the cleanup ran out of time", "cluster/sweep.py"),
     ("NotReady: ", "cluster/nodes.py"),
-    ("were still running after", "cluster/stop.py"),
+    ("stuck Terminating: the node or its kubelet may be down", "cluster/stop.py"),
     ("ErrImageNeverPull", "cluster/sweep.py"),
     ("CreateContainerError", "cluster/sweep.py"),
     ("the watch on the cleanup pods in namespace", "cluster/sweep.py"),

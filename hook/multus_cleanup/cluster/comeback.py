@@ -50,8 +50,9 @@ def came_back(kube: Kube, stopped: list[Stopped]) -> list[str]:
         signs = []
         if not is_stopped(ds):
             signs.append(f"its nodeSelector no longer has {STOP_LABEL}=true")
-        pods, _ = kube.list_all(PODS, namespace=ref.namespace, query={"labelSelector": item.selector})
-        live = sorted(p["metadata"]["name"] for p in pods if not (p.get("metadata") or {}).get("deletionTimestamp"))
+        names, _ = kube.list_reduced(PODS, _live_name, namespace=ref.namespace,
+                                     query={"labelSelector": item.selector})
+        live = sorted(names)
         if live:
             signs.append(f"{len(live)} Multus pod(s) scheduled again ({', '.join(live[:5])})")
         if signs:
@@ -60,3 +61,8 @@ def came_back(kube: Kube, stopped: list[Stopped]) -> list[str]:
             problems.append(f"DaemonSet {ref.namespace}/{ref.name} was restored during the cleanup: "
                             f"{' and '.join(signs)}; {hint} reverted the stop")
     return problems
+
+
+def _live_name(pod: JSON) -> str | None:
+    meta = pod.get("metadata") or {}
+    return None if meta.get("deletionTimestamp") else str(meta.get("name", ""))

@@ -16,9 +16,9 @@ import re
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 from urllib.parse import quote
 
 import urllib3
@@ -36,6 +36,9 @@ RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
 _RBAC_DENIAL = re.compile(r'\bcannot [a-z]+ (resource|path) "')
 # ResourceQuota admission: room may come back (pods finish, an admin raises it), so it is worth waiting for.
 QUOTA_EXCEEDED = "exceeded quota"
+# HTTP connections kept open to the API server: the sweep's creators, the watches and the Events in parallel.
+CONNECTION_POOL_SIZE = 32
+T = TypeVar("T")
 
 
 class ApiError(Exception):
@@ -104,6 +107,8 @@ def connect(kubeconfig: str | None = None, context: str | None = None) -> Kube:
     configuration = k8s.Configuration()
     # urllib3 would otherwise retry some answers (429, 503) silently; retries belong to Kube, counted and logged.
     configuration.retries = False
+    # read when the ApiClient builds its urllib3 pool: setting it later changes nothing
+    configuration.connection_pool_maxsize = CONNECTION_POOL_SIZE
     if kubeconfig is None and context is None:
         try:
             k8s_config.load_incluster_config(client_configuration=configuration)  # type: ignore[no-untyped-call]
@@ -124,9 +129,8 @@ class Kube:
         self.max_backoff = max_backoff
         self.request_timeout = request_timeout
         self.requests: Counter[str] = Counter()
+        self.throttled = 0  # 429 answers (API Priority and Fairness, or a rate limit): the sweep slows down on them
         self._lock = threading.Lock()
-        pool = max(api_client.configuration.connection_pool_maxsize or 0, 32)
-        api_client.configuration.connection_pool_maxsize = pool
 
     # -- the one request path -------------------------------------------------------------------------
     def request(self, verb: Verb, resource: Resource, *, namespace: str | None = None, name: str | None = None,
@@ -143,6 +147,27 @@ class Kube:
             if 200 <= status < 300:
                 return json.loads(data) if data else {}
             self._retry_or_raise(verb, resource, namespace, name, status, data, response, attempt)
+
+    def request_discarding(self, verb: Verb, resource: Resource, *, namespace: str | None = None,
+                           query: Mapping[str, Any] | None = None) -> None:
+        """A request whose answer is not needed and may be large: a deletecollection answers with every object
+        it deleted (tens of MB for thousands of pods), which is read in chunks and dropped, never parsed."""
+        method = "DELETE" if verb in ("delete", "deletecollection") else "GET"
+        attempt = 0
+        while True:
+            attempt += 1
+            response = self._send(verb, method, resource, namespace, None, None, query, None, "application/json",
+                                  stream=True, read_timeout=self.request_timeout * 4)
+            status = response.status
+            if 200 <= status < 300:
+                raw = response.response
+                try:
+                    for _ in raw.stream(1 << 16, decode_content=False):
+                        pass
+                finally:
+                    raw.release_conn()
+                return
+            self._retry_or_raise(verb, resource, namespace, None, status, response.read(), response, attempt)
 
     def read_log(self, namespace: str, name: str, *, container: str) -> str:
         """A pod container's log as text (GET pods/log: RBAC verb get on pods/log)."""
@@ -199,16 +224,23 @@ class Kube:
     def list_all(self, resource: Resource, *, namespace: str | None = None, query: Mapping[str, Any] | None = None,
                  page_size: int = 500) -> tuple[list[JSON], str]:
         """All items, page by page; returns (items, resourceVersion of the list)."""
-        items: list[JSON] = []
+        return self.list_reduced(resource, lambda item: item, namespace=namespace, query=query, page_size=page_size)
+
+    def list_reduced(self, resource: Resource, keep: Callable[[JSON], T | None], *, namespace: str | None = None,
+                     query: Mapping[str, Any] | None = None, page_size: int = 500) -> tuple[list[T], str]:
+        """`keep(item)` of every item that it does not map to None, page by page: only one page of full
+        objects is in memory at a time (5,000 pods are about 300 MB as Python objects, their names 1 MB)."""
+        kept: list[T] = []
         params = {**(query or {}), "limit": str(page_size)}
         while True:
             page = self.request("list", resource, namespace=namespace, query=params)
-            items += page.get("items") or []
+            kept += [k for k in map(keep, page.get("items") or []) if k is not None]
             meta = page.get("metadata") or {}
             token = meta.get("continue")
             if not token:
-                return items, str(meta.get("resourceVersion", ""))
+                return kept, str(meta.get("resourceVersion", ""))
             params = {**params, "continue": token}
+            del page
 
     # -- plumbing ------------------------------------------------------------------------------------
     def _send(self, verb: Verb, method: str, resource: Resource, namespace: str | None, name: str | None,
@@ -232,6 +264,9 @@ class Kube:
         what = self._what(resource, namespace, name)
         status_body = _status(data)
         reason, message = str(status_body.get("reason", "")), str(status_body.get("message", data[:200]))
+        if status == 429:
+            with self._lock:
+                self.throttled += 1
         if status == 403 and QUOTA_EXCEEDED in message and attempt < self.quota_attempts:
             delay = min(self.max_backoff, 0.5 * 2 ** (attempt - 1)) * random.uniform(1.0, 1.2)  # noqa: S311
             log.warning("%s %s: a ResourceQuota has no room (%s); waiting %.1fs for room (attempt %d of %d)",

@@ -21,8 +21,8 @@ def list_nodes(kube: Kube, selector: Mapping[str, str],
                expressions: Sequence[Mapping[str, Any]] = ()) -> list[NodeInfo]:
     """Every matching node, control-plane, tainted and cordoned ones included (node pods tolerate all)."""
     query = from_label_selector({"matchLabels": selector, "matchExpressions": list(expressions)})
-    items, _ = kube.list_all(NODES, query={"labelSelector": query} if query else None)
-    return sorted((_info(n) for n in items), key=lambda n: n.name)
+    infos, _ = kube.list_reduced(NODES, _info, query={"labelSelector": query} if query else None)
+    return sorted(infos, key=lambda n: n.name)
 
 
 def _info(node: Mapping[str, Any]) -> NodeInfo:

@@ -22,7 +22,7 @@ from .nodes import NodeInfo, list_nodes
 from .preflight import PreflightError, attached_pods, check_admission, describe_attached
 from .selectors import from_label_selector
 from .signals import Terminated
-from .stop import StopError, Stopped, pause_multus, undo_stop, wait_stopped
+from .stop import MultusPods, Stopped, pause_multus, undo_stop
 from .sweep import Sweep, SweepResult
 
 log = logging.getLogger(__name__)
@@ -82,21 +82,20 @@ def _run(config: CleanupConfig, kube: Kube, owner: Owner | None, summary: Summar
                                     f"of {len(nodes)} (run {summary.run_id})")
     stopped = pause_multus(kube, cluster.multus_daemonsets)
     warn_tracked(stopped)
+    multus = MultusPods(kube, stopped, frozenset(n.name for n in nodes if not n.ready))
     try:
-        # within the run's budget: the Job's deadline would otherwise cut the wait short with a SIGTERM
-        stop_timeout = max(1, min(cluster.stop_timeout_seconds, int(deadline - time.monotonic())))
-        summary.multus_pods_stopped = wait_stopped(kube, stopped, stop_timeout,
-                                                   frozenset(n.name for n in nodes if not n.ready))
-        events.normal("MultusStopped", f"{summary.multus_pods_stopped} Multus pod(s) stopped; cleaning the nodes")
+        summary.multus_pods_stopped = multus.list_and_evict()
+        multus.follow()
+        events.normal("MultusStopped", f"Multus stopped: its DaemonSets schedule no pods, its "
+                                       f"{summary.multus_pods_stopped} pod(s) are deleted; each node is cleaned "
+                                       "as soon as its own is gone")
         terminated = _sweep(kube, factory, config, summary, "clean", nodes, deadline,
-                            on_progress=events.progress)
-    except StopError as err:
-        summary.error = str(err)
-        _undo(kube, stopped, summary)
-        return _done(summary, kube)
+                            on_progress=events.progress, multus=multus)
     except (ApiError, Terminated):
         _undo(kube, stopped, summary)
         raise
+    finally:
+        multus.close()
     if terminated:
         summary.error = _stopped_message(terminated, summary)
         _undo(kube, stopped, summary)
@@ -164,13 +163,15 @@ def check(config: CleanupConfig, kube: Kube, owner: Owner | None, run_id: str | 
 
 
 def _sweep(kube: Kube, factory: NodePodFactory, config: CleanupConfig, summary: Summary, what: str,
-           nodes: list[NodeInfo], deadline: float, on_progress: Callable[[str], None] | None = None) -> str | None:
-    """Clean (or check) the ready nodes; returns the signal's name if one stopped it early."""
+           nodes: list[NodeInfo], deadline: float, on_progress: Callable[[str], None] | None = None,
+           multus: MultusPods | None = None) -> str | None:
+    """Clean (or check) the ready nodes, each once its Multus pod is gone; returns the signal's name if one
+    stopped it early."""
     ready = [n.name for n in nodes if n.ready]
     log.info("%d node(s) match %s; %d ready", len(nodes), dict(config.cluster.node_selector), len(ready))
     sweep = Sweep(kube, factory, config.cluster, what=what, on_progress=on_progress)
     sweep.remove_stale_pods()
-    result = sweep.run(ready, deadline)
+    result = sweep.run(ready, deadline, multus)
     _add_not_ready(result, [n for n in nodes if not n.ready])
     summary.outcomes = list(result.outcomes.values())
     return result.terminated
@@ -196,7 +197,7 @@ def plan(config: CleanupConfig, kube: Kube) -> str:
             ds = kube.request("get", DAEMONSETS, namespace=ref.namespace, name=ref.name)
             selector = from_label_selector((ds.get("spec") or {}).get("selector") or {})
             pods, _ = kube.list_all(PODS, namespace=ref.namespace, query={"labelSelector": selector})
-            lines.append(f"   DaemonSet {ref.namespace}/{ref.name}: stop it and wait for its {len(pods)} pod(s)")
+            lines.append(f"   DaemonSet {ref.namespace}/{ref.name}: stop it and delete its {len(pods)} pod(s)")
         except NotFound:
             lines.append(f"   DaemonSet {ref.namespace}/{ref.name}: not found, nothing to stop")
     nodes = list_nodes(kube, cluster.node_selector, cluster.node_selector_expressions)

@@ -61,14 +61,16 @@ def _advice(message: str, namespace: str) -> str:
 
 def attached_pods(kube: Kube) -> list[str]:
     """`namespace/name (networks: ...)` of every pod that is not finished and asks Multus for more networks."""
-    pods, _ = kube.list_all(PODS)
-    attached = []
-    for pod in pods:
-        meta, phase = pod.get("metadata") or {}, (pod.get("status") or {}).get("phase")
-        networks = (meta.get("annotations") or {}).get(NETWORKS_ANNOTATION, "").strip()
-        if networks and phase not in ("Succeeded", "Failed"):
-            attached.append(f"{meta.get('namespace')}/{meta.get('name')} (networks: {networks[:100]})")
+    attached, _ = kube.list_reduced(PODS, _attached)
     return sorted(attached)
+
+
+def _attached(pod: dict[str, Any]) -> str | None:
+    meta, phase = pod.get("metadata") or {}, (pod.get("status") or {}).get("phase")
+    networks = (meta.get("annotations") or {}).get(NETWORKS_ANNOTATION, "").strip()
+    if networks and phase not in ("Succeeded", "Failed"):
+        return f"{meta.get('namespace')}/{meta.get('name')} (networks: {networks[:100]})"
+    return None
 
 
 def describe_attached(attached: list[str], policy: str) -> str:

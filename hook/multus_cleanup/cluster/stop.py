@@ -1,27 +1,30 @@
 """Step 1: stop Multus, so nothing re-creates its files while the nodes are cleaned.
 
-The DaemonSet stays (Helm deletes it afterwards); its pod template gets a nodeSelector no node carries,
-so the DaemonSet controller removes every Multus pod. A restored primary config would otherwise make a
-running Multus regenerate its own config.
+Each Multus DaemonSet stays (Helm deletes it afterwards), but its pod template gets a nodeSelector no node
+carries, so its controller schedules no Multus pod anywhere again; then the run deletes the Multus pods
+itself, with one deletecollection per DaemonSet. (Leaving the deletions to the DaemonSet controller would
+take nodes / 20 seconds, its default client rate: 250 s at 5,000 nodes, docs/performance.md.) A running
+Multus would regenerate its config once the primary config is restored, so `MultusPods` follows the pods
+as they go and frees each node for its cleanup as soon as its own Multus pod is gone: the stop and the
+sweep overlap, and one node's slow kubelet holds up only that node.
 """
 
 from __future__ import annotations
 
 import logging
+import random
+import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from ..config.cluster import ObjectRef
-from .kube import DAEMONSETS, JSON, PODS, ApiError, Gone, Kube, NotFound
+from .kube import DAEMONSETS, JSON, PODS, ApiError, Forbidden, Gone, Kube, NotFound
 from .selectors import from_label_selector
 
 log = logging.getLogger(__name__)
 
 STOP_LABEL = "multus-cleanup.k8s.cni.cncf.io/stopped"
-
-
-class StopError(Exception):
-    pass
 
 
 @dataclass(frozen=True)
@@ -81,69 +84,164 @@ def undo_stop(kube: Kube, stopped: list[Stopped]) -> list[str]:
     return failed
 
 
-def wait_stopped(kube: Kube, stopped: list[Stopped], timeout_seconds: int,
-                 unreachable_nodes: frozenset[str] = frozenset()) -> int:
-    """Wait until the pods of every stopped DaemonSet are gone. Returns how many ran.
+WATCH_GIVE_UP_SECONDS = 120.0  # a watch on the Multus pods failing this long without one success ends the run
+PodKey = tuple[str, str]  # namespace, name
 
+
+class MultusPods:
+    """The Multus pods of the stopped DaemonSets, node by node, from one list and one watch per DaemonSet.
+
+    `on_free(node)` (see `subscribe`) is called from the watch's thread, under the lock, when a node's last
+    Multus pod is gone.
     Pods on unreachable nodes are not waited for: they stay Terminating until their kubelet returns, and
     their nodes cannot be cleaned now anyway (the unreachableNodes policy decides about them).
     """
-    deadline = time.monotonic() + timeout_seconds
-    # List every DaemonSet's pods first, then watch each until its pods are gone.
-    listed = [(s.ref, s.selector, *kube.list_all(PODS, namespace=s.ref.namespace,
-                                                 query={"labelSelector": s.selector}))
-              for s in stopped]
-    return sum(_wait_gone(kube, ref, selector, items, version, deadline, timeout_seconds, unreachable_nodes)
-               for ref, selector, items, version in listed)
 
+    def __init__(self, kube: Kube, stopped: list[Stopped], unreachable_nodes: frozenset[str]) -> None:
+        self.kube, self.stopped, self.unreachable = kube, stopped, unreachable_nodes
+        self.on_free: Callable[[str], None] | None = None
+        self.total = 0  # Multus pods found at the stop
+        self.failure: ApiError | None = None  # set when a watch failed for good: no node would be freed
+        self._lock = threading.Lock()
+        self._pods: dict[PodKey, str] = {}  # pod -> its node
+        self._by_node: dict[str, set[PodKey]] = {}
+        self._freed: set[str] = set()
+        self._versions: dict[int, str] = {}
+        self._evicted_at = 0.0
+        self._stop = threading.Event()
+        self._threads: list[threading.Thread] = []
 
-def _wait_gone(kube: Kube, ref: ObjectRef, selector: str, items: list[JSON], version: str, deadline: float,
-               timeout_seconds: int, unreachable_nodes: frozenset[str]) -> int:
-    """Wait until no pod of the DaemonSet is left on a reachable node: a watch from the list, no polling."""
+    # -- the stop -------------------------------------------------------------------------------------
+    def list_and_evict(self) -> int:
+        """List the Multus pods, then delete them all (each with its own grace period). Returns how many."""
+        skipped: list[str] = []
+        for index, item in enumerate(self.stopped):
+            keys, version = self.kube.list_reduced(PODS, _key_and_node, namespace=item.ref.namespace,
+                                                   query={"labelSelector": item.selector})
+            self._versions[index] = version
+            with self._lock:
+                for name, node in keys:
+                    self._add((item.ref.namespace, name), node)
+            self.total += len(keys)
+            skipped += sorted({node for _, node in keys if node in self.unreachable})
+        if skipped:
+            log.warning("Multus pods on %d unreachable node(s) are not waited for (%s): they stay Terminating "
+                        "until their kubelet is back", len(skipped), ", ".join(skipped[:10]))
+        for item in self.stopped:
+            self.kube.request_discarding("deletecollection", PODS, namespace=item.ref.namespace,
+                                         query={"labelSelector": item.selector})
+        self._evicted_at = time.monotonic()
+        log.info("Deleting the %d Multus pod(s) of %d DaemonSet(s); each node is cleaned as soon as its own is gone",
+                 self.total, len(self.stopped))
+        return self.total
 
-    def reachable(pods: list[JSON]) -> dict[str, JSON]:
-        alive = {}
-        for pod in pods:
-            node = (pod.get("spec") or {}).get("nodeName")
-            if node in unreachable_nodes:
-                log.warning("Multus pod %s is on unreachable node %s: not waiting for it", pod["metadata"]["name"],
-                            node)
-            else:
-                alive[pod["metadata"]["name"]] = pod
-        return alive
+    def follow(self) -> None:
+        """Watch the pods go, in one thread per DaemonSet."""
+        for index, item in enumerate(self.stopped):
+            thread = threading.Thread(target=self._watch, args=(index, item), name=f"multus-watch-{index}",
+                                      daemon=True)
+            self._threads.append(thread)
+            thread.start()
 
-    alive = reachable(items)
-    initial = len(items)
-    if alive:
-        log.info("Waiting for %d Multus pod(s) of %s/%s to terminate", len(alive), ref.namespace, ref.name)
-    while alive:
-        remaining = int(deadline - time.monotonic())
-        if remaining <= 0:
-            raise StopError(_still_running(ref, alive, timeout_seconds))
-        query = {"labelSelector": selector, "resourceVersion": version}
+    def close(self) -> None:
+        self._stop.set()
+
+    # -- what the sweep asks --------------------------------------------------------------------------
+    def held(self) -> set[str]:
+        with self._lock:
+            return set(self._by_node)
+
+    def subscribe(self, on_free: Callable[[str], None]) -> set[str]:
+        """The nodes that still run a Multus pod; `on_free(node)` comes for each of them later, never before."""
+        with self._lock:
+            self.on_free = on_free
+            return set(self._by_node)
+
+    def overdue(self, timeout_seconds: int) -> dict[str, str]:
+        """node -> why, for the nodes whose Multus pod outlived `timeout_seconds` since its deletion."""
+        if not self._evicted_at or time.monotonic() - self._evicted_at < timeout_seconds:
+            return {}
+        with self._lock:
+            late = {node: sorted(name for _, name in keys) for node, keys in self._by_node.items()}
+        return {node: (f"its Multus pod {', '.join(names)} was still running {timeout_seconds}s after it was "
+                       "deleted (stuck Terminating: the node or its kubelet may be down); see "
+                       "docs/uninstall.md#multus-pods-do-not-stop") for node, names in late.items()}
+
+    # -- bookkeeping ----------------------------------------------------------------------------------
+    def _add(self, key: PodKey, node: str) -> None:
+        if not node or node in self.unreachable:
+            return  # not bound to a node: it holds none up
+        if node in self._freed:
+            # a DaemonSet controller that had not seen the stop yet: Multus may write there again
+            log.warning("Multus pod %s/%s appeared on node %s after the stop", *key, node)
+            return
+        self._pods[key] = node
+        self._by_node.setdefault(node, set()).add(key)
+
+    def _remove(self, key: PodKey) -> None:
+        node = self._pods.pop(key, None)
+        if node is None:
+            return
+        keys = self._by_node.get(node, set())
+        keys.discard(key)
+        if not keys:
+            self._by_node.pop(node, None)
+            self._freed.add(node)
+            if self.on_free is not None:
+                self.on_free(node)
+            if not self._by_node:
+                log.info("All %d Multus pod(s) on reachable nodes are gone", self.total)
+
+    def _resync(self, namespace: str, present: set[PodKey]) -> None:
+        """After a relist: every pod of that namespace no longer listed is gone."""
+        for key in [k for k in self._pods if k[0] == namespace and k not in present]:
+            self._remove(key)
+
+    # -- the watch ------------------------------------------------------------------------------------
+    def _watch(self, index: int, item: Stopped) -> None:
         try:
-            for event in kube.watch(PODS, namespace=ref.namespace, query=query,
-                                    timeout_seconds=min(remaining, 60)):
-                obj = event["object"]
-                version = obj.get("metadata", {}).get("resourceVersion", version)
-                if event["type"] == "DELETED":
-                    alive.pop(obj["metadata"]["name"], None)
-                elif event["type"] in ("ADDED", "MODIFIED") and (obj.get("spec") or {}).get("nodeName") \
-                        not in unreachable_nodes:
-                    alive[obj["metadata"]["name"]] = obj
-                if not alive or time.monotonic() > deadline:
-                    break
-        except Gone:
-            items, version = kube.list_all(PODS, namespace=ref.namespace, query={"labelSelector": selector})
-            alive = reachable(items)
-    if initial:
-        log.info("All Multus pods of %s/%s on reachable nodes are gone", ref.namespace, ref.name)
-    return initial
+            self._follow(index, item)
+        except Exception as err:  # never end silently: the sweep ends the run with this error
+            log.exception("the watch on the Multus pods failed")
+            self.failure = err if isinstance(err, ApiError) else ApiError(0, "", repr(err), "watch", "pods")
+
+    def _follow(self, index: int, item: Stopped) -> None:
+        namespace, version = item.ref.namespace, self._versions.get(index, "")
+        failing_since: float | None = None
+        failures = 0
+        while not self._stop.is_set() and self.held():
+            try:
+                query = {"labelSelector": item.selector, "resourceVersion": version}
+                for event in self.kube.watch(PODS, namespace=namespace, query=query, timeout_seconds=60):
+                    obj = event["object"]
+                    meta = obj.get("metadata") or {}
+                    version = meta.get("resourceVersion") or version
+                    key = (namespace, str(meta.get("name", "")))
+                    with self._lock:
+                        if event["type"] == "DELETED":
+                            self._remove(key)
+                        elif event["type"] == "ADDED" and key not in self._pods:
+                            self._add(key, str((obj.get("spec") or {}).get("nodeName") or ""))
+                    failing_since, failures = None, 0
+                    if self._stop.is_set() or not self.held():
+                        return
+            except Gone:
+                keys, version = self.kube.list_reduced(PODS, _key_and_node, namespace=namespace,
+                                                       query={"labelSelector": item.selector})
+                with self._lock:
+                    self._resync(namespace, {(namespace, name) for name, _ in keys})
+            except Forbidden:
+                raise
+            except ApiError as err:
+                now = time.monotonic()
+                failing_since = failing_since or now
+                failures += 1
+                if now - failing_since > WATCH_GIVE_UP_SECONDS:
+                    raise
+                delay = min(10.0, 0.5 * 2 ** min(failures - 1, 5)) * random.uniform(0.8, 1.2)  # noqa: S311
+                log.warning("watching the Multus pods failed (%s); watching again in %.1fs", err, delay)
+                self._stop.wait(delay)
 
 
-def _still_running(ref: ObjectRef, alive: dict[str, JSON], timeout_seconds: int) -> str:
-    names = [f"{name} on {(pod.get('spec') or {}).get('nodeName', '?')}" for name, pod in sorted(alive.items())[:10]]
-    more = f" and {len(alive) - 10} more" if len(alive) > 10 else ""
-    return (f"Multus pods of DaemonSet {ref.namespace}/{ref.name} were still running after {timeout_seconds}s: "
-            f"{', '.join(names)}{more}. Their nodes may be unreachable (pods stuck Terminating); "
-            "see docs/uninstall.md#multus-pods-do-not-stop")
+def _key_and_node(pod: JSON) -> tuple[str, str]:
+    return str((pod.get("metadata") or {}).get("name", "")), str((pod.get("spec") or {}).get("nodeName") or "")

@@ -1,9 +1,10 @@
 """Step 2: run the node engine on every node, one short-lived pod per node, and collect the reports.
 
-At most `concurrency` pods are in flight; creations run on a small thread pool so round trips overlap.
-One watch on this run's pods brings every status change (the report is in the termination message of
-the pod status the watch already delivers), so each node costs one create and no polling; all pods of
-the run go with one deletecollection at the end.
+A node's pod is created as soon as its Multus pod is gone (stop.MultusPods). As many pods are in flight as
+the API server absorbs, up to `concurrency` (pacing.InFlightLimit); creations run on a small thread pool so
+round trips overlap. One watch on this run's pods brings every status change (the report is in the
+termination message of the pod status the watch already delivers), so each node costs one create and no
+polling; all pods of the run go with one deletecollection at the end.
 """
 
 from __future__ import annotations
@@ -23,7 +24,9 @@ from ..config.cluster import ClusterConfig
 from ..report import NodeOutcome, NodeReport, NodeStatus, report_from_log
 from .kube import JSON, NODES, PODS, ApiError, Conflict, Forbidden, Gone, Kube, NotFound
 from .nodepod import MANAGED_SELECTOR, RUN_LABEL, NodePodFactory, validate_pod
+from .pacing import InFlightLimit
 from .signals import Terminated
+from .stop import MultusPods
 
 log = logging.getLogger(__name__)
 
@@ -37,9 +40,10 @@ TRANSIENT_REASONS = frozenset({"ErrImagePull", "ImagePullBackOff", "CreateContai
 # Words of containerd, CRI-O and registries that mean a retry cannot succeed.
 DEFINITIVE_WORDS = ("not found", "unauthorized", "no matching manifest", "no match for platform",
                     "manifest unknown", "pull access denied", "denied: ", "403 forbidden")
-# What the watch and the pod creators tell the sweep's loop: a pod changed ((event type, pod)), a create
-# failed ((task, error)), the watch cannot go on (the error); "tick" is the loop's own timeout.
-EventKind = Literal["pod", "create-failed", "fatal", "tick"]
+# What the watches and the pod creators tell the sweep's loop: a pod changed ((event type, pod)), a create
+# failed ((task, error)), the watch cannot go on (the error), a node's Multus pod is gone (the node); "tick"
+# is the loop's own timeout.
+EventKind = Literal["pod", "create-failed", "fatal", "free", "tick"]
 SweepEvent = tuple[EventKind, Any]
 WATCH_GIVE_UP_SECONDS = 120.0  # a watch failing this long without one success ends the run
 
@@ -87,9 +91,11 @@ class Sweep:
         self._stop = threading.Event()
         self._selector = f"{RUN_LABEL}={factory.run_id}"
         self._watcher: threading.Thread | None = None
+        self.limit = InFlightLimit(cluster.concurrency)
 
-    def run(self, nodes: list[str], deadline: float | None = None) -> SweepResult:
-        """Clean `nodes`; at `deadline` (time.monotonic()) the nodes not done yet are given up as unreachable."""
+    def run(self, nodes: list[str], deadline: float | None = None, multus: MultusPods | None = None) -> SweepResult:
+        """Clean `nodes`, each once `multus` says its Multus pod is gone; at `deadline` (time.monotonic()) the
+        nodes not done yet are given up as unreachable."""
         result = SweepResult()
         if not nodes:
             return result
@@ -101,7 +107,7 @@ class Sweep:
         watcher.start()
         pool = ThreadPoolExecutor(max_workers=min(8, self.cluster.concurrency), thread_name_prefix="create")
         try:
-            self._loop(nodes, result, pool, deadline)
+            self._loop(nodes, result, pool, deadline, multus)
         except Terminated as stop:
             result.terminated = stop.signal
             for node in nodes:
@@ -120,13 +126,19 @@ class Sweep:
         self._delete_pods(MANAGED_SELECTOR)
 
     # -- the loop --------------------------------------------------------------------------------------
-    def _loop(self, nodes: list[str], result: SweepResult, pool: ThreadPoolExecutor, deadline: float | None) -> None:
-        waiting = deque(nodes)
+    def _loop(self, nodes: list[str], result: SweepResult, pool: ThreadPoolExecutor, deadline: float | None,
+              multus: MultusPods | None) -> None:
+        held = multus.subscribe(lambda node: self.events.put(("free", node))) & set(nodes) if multus else set()
+        waiting = deque(n for n in nodes if n not in held)
+        if held:
+            log.info("%d node(s) are cleaned once their Multus pod is gone, the other %d now", len(held),
+                     len(waiting))
         active: dict[str, _Task] = {}
-        progress = _Progress(len(nodes), self.what, self.on_progress)
+        progress = _Progress(len(nodes), self.what, self.on_progress, in_flight=lambda: len(active))
         timeout = self.cluster.node_timeout_seconds
-        while waiting or active:
-            while waiting and len(active) < self.cluster.concurrency:
+        held_checked = time.monotonic()
+        while waiting or active or held:
+            while waiting and len(active) < self.limit.value:
                 node = waiting.popleft()
                 task = self._launch(node, 0, pool)
                 active[task.pod_name] = task
@@ -139,7 +151,11 @@ class Sweep:
                 raise payload
             if kind == "tick" and not self._watcher_alive():
                 raise WatchFailed(self.cluster.namespace, "stopped unexpectedly")
-            if kind == "create-failed":
+            if kind == "free":
+                if payload in held:
+                    held.discard(payload)
+                    waiting.append(payload)
+            elif kind == "create-failed":
                 task, err = payload
                 if active.pop(task.pod_name, None):
                     self._finish(result, progress, task, NodeStatus.FAILED, f"cannot create its cleanup pod: {err}",
@@ -156,10 +172,20 @@ class Sweep:
                     self._finish(result, progress, running, status, detail, active, pool, retry=retry,
                                  report=report)
             now = time.monotonic()
+            if multus is not None and held and now - held_checked >= 1.0:
+                held_checked = now
+                if multus.failure is not None:
+                    raise multus.failure
+                for node, why in multus.overdue(self.cluster.stop_timeout_seconds).items():
+                    if node in held:
+                        held.discard(node)
+                        self._finish(result, progress, _Task(node, 0, now, ""), NodeStatus.UNREACHABLE, why,
+                                     active, pool, retry=False)
             if deadline is not None and now > deadline:
-                late = list(active.values()) + [_Task(n, 0, now, "") for n in waiting]
+                late = list(active.values()) + [_Task(n, 0, now, "") for n in (*waiting, *sorted(held))]
                 waiting.clear()
                 active.clear()
+                held.clear()
                 for task in late:
                     self._finish(result, progress, task, NodeStatus.UNREACHABLE,
                                  "not cleaned: the cleanup ran out of time "
@@ -186,9 +212,11 @@ class Sweep:
 
     def _create(self, task: _Task) -> None:
         body = self.factory.render(task.node, task.attempt)
+        started, throttled = time.monotonic(), self.kube.throttled
         try:
             try:
                 self.kube.request("create", PODS, namespace=self.cluster.namespace, body=body)
+                self.limit.observe(time.monotonic() - started, throttled=self.kube.throttled != throttled)
             except Conflict:
                 # Usually a retried create whose first try got through: then the watch reports the pod.
                 # Make sure it exists (with `list`, which the cleanup may already do); else create it again.
@@ -298,8 +326,8 @@ class Sweep:
 
     def _delete_pods(self, selector: str) -> None:
         try:
-            self.kube.request("deletecollection", PODS, namespace=self.cluster.namespace,
-                              query={"labelSelector": selector, "propagationPolicy": "Background"})
+            self.kube.request_discarding("deletecollection", PODS, namespace=self.cluster.namespace,
+                                         query={"labelSelector": selector, "propagationPolicy": "Background"})
         except ApiError as err:
             log.warning("could not delete cleanup pods (%s); they are owned by the hook Job and go with it", err)
 
@@ -397,8 +425,9 @@ def _leftovers(report: NodeReport) -> str:
 class _Progress:
     """'17/40 nodes clean' lines: every node for small clusters, every 5% (or 5 s) for large ones."""
 
-    def __init__(self, total: int, what: str, on_line: Callable[[str], None] | None = None) -> None:
-        self.total, self.what, self.on_line = total, what, on_line
+    def __init__(self, total: int, what: str, on_line: Callable[[str], None] | None = None,
+                 in_flight: Callable[[], int] | None = None) -> None:
+        self.total, self.what, self.on_line, self.in_flight = total, what, on_line, in_flight
         self.counts: Counter[NodeStatus] = Counter()
         self.step = max(1, total // 20)
         self.last = time.monotonic()
@@ -412,6 +441,9 @@ class _Progress:
             others = ", ".join(f"{n} {s}" for s, n in sorted(self.counts.items()) if s != NodeStatus.CLEAN)
             clean = self.counts[NodeStatus.CLEAN]
             line = f"{clean}/{self.total} nodes {self.what}" + (f" ({others})" if others else "")
+            flying = self.in_flight() if self.in_flight is not None and finished < self.total else 0
+            if flying:
+                line += f"; {flying} in flight"
             log.info("%s", line)
             if self.on_line is not None:
                 self.on_line(line)

@@ -79,7 +79,7 @@ class ClusterConfig:
         {"key": "eks.amazonaws.com/compute-type", "operator": "NotIn", "values": ["fargate"]}))
     unreachable_nodes: str = "fail"  # or "skip": list them as needing a re-run
     attached_pods: str = "warn"  # or "fail": pods on secondary networks stop the run before any change
-    concurrency: int = 50  # node pods in flight; see docs/performance.md for sizing
+    concurrency: int = 500  # most node pods in flight (the run adapts below it: cluster/pacing.py)
     node_retries: int = 1
     node_timeout_seconds: int = 120
     # How long an image pull error or CreateContainerError may last before the node counts as failed:
@@ -119,7 +119,7 @@ def parse_cluster_config(raw_value: object, field_name: str = "cluster") -> Clus
             enumerate(_list(raw, "nodeSelectorExpressions", field_name, list(d.node_selector_expressions)))),
         unreachable_nodes=f.string(raw, "unreachableNodes", field_name, d.unreachable_nodes, ("fail", "skip")),
         attached_pods=f.string(raw, "attachedPods", field_name, d.attached_pods, ("warn", "fail")),
-        concurrency=f.integer(raw, "concurrency", field_name, d.concurrency, 1, 500),
+        concurrency=f.integer(raw, "concurrency", field_name, d.concurrency, 1, 5000),
         node_retries=f.integer(raw, "nodeRetries", field_name, d.node_retries, 0, 5),
         node_timeout_seconds=f.integer(raw, "nodeTimeoutSeconds", field_name, d.node_timeout_seconds, 5, 3600),
         start_error_grace_seconds=f.integer(raw, "startErrorGraceSeconds", field_name, d.start_error_grace_seconds,
