@@ -85,7 +85,6 @@ def _run(config: CleanupConfig, kube: Kube, owner: Owner | None, summary: Summar
     multus = MultusPods(kube, stopped, frozenset(n.name for n in nodes if not n.ready))
     try:
         summary.multus_pods_stopped = multus.list_and_evict()
-        multus.follow()
         events.normal("MultusStopped", f"Multus stopped: its DaemonSets schedule no pods, its "
                                        f"{summary.multus_pods_stopped} pod(s) are deleted; each node is cleaned "
                                        "as soon as its own is gone")

@@ -113,7 +113,10 @@ class MultusPods:
 
     # -- the stop -------------------------------------------------------------------------------------
     def list_and_evict(self) -> int:
-        """List the Multus pods, then delete them all (each with its own grace period). Returns how many."""
+        """List the Multus pods, then start deleting them all (each with its own grace period) and watching
+        them go. Returns how many there are. The deletion runs in a thread of its own: the API server deletes
+        a collection one pod after the other (about 100 per second), and every node whose pod is gone can
+        be cleaned meanwhile."""
         skipped: list[str] = []
         for index, item in enumerate(self.stopped):
             keys, version = self.kube.list_reduced(PODS, _key_and_node, namespace=item.ref.namespace,
@@ -127,21 +130,31 @@ class MultusPods:
         if skipped:
             log.warning("Multus pods on %d unreachable node(s) are not waited for (%s): they stay Terminating "
                         "until their kubelet is back", len(skipped), ", ".join(skipped[:10]))
-        for item in self.stopped:
-            self.kube.request_discarding("deletecollection", PODS, namespace=item.ref.namespace,
-                                         query={"labelSelector": item.selector})
-        self._evicted_at = time.monotonic()
         log.info("Deleting the %d Multus pod(s) of %d DaemonSet(s); each node is cleaned as soon as its own is gone",
                  self.total, len(self.stopped))
+        for index, item in enumerate(self.stopped):
+            self._start(self._watch, index, item, f"multus-watch-{index}")
+        self._start(self._evict, 0, None, "multus-evict")
         return self.total
 
-    def follow(self) -> None:
-        """Watch the pods go, in one thread per DaemonSet."""
-        for index, item in enumerate(self.stopped):
-            thread = threading.Thread(target=self._watch, args=(index, item), name=f"multus-watch-{index}",
-                                      daemon=True)
-            self._threads.append(thread)
-            thread.start()
+    def _start(self, target: Callable[[int, Stopped | None], None], index: int, item: Stopped | None,
+               name: str) -> None:
+        thread = threading.Thread(target=target, args=(index, item), name=name, daemon=True)
+        self._threads.append(thread)
+        thread.start()
+
+    def _evict(self, _index: int, _item: Stopped | None) -> None:
+        try:
+            for item in self.stopped:
+                self.kube.request_discarding("deletecollection", PODS, namespace=item.ref.namespace,
+                                             query={"labelSelector": item.selector})
+        except ApiError as err:
+            log.error("could not delete the Multus pods: %s", err)
+            self.failure = err
+        except Exception as err:  # never end silently: the sweep ends the run with this error
+            log.exception("deleting the Multus pods failed")
+            self.failure = ApiError(0, "", repr(err), "deletecollection", "pods")
+        self._evicted_at = time.monotonic()  # stopTimeoutSeconds counts from here
 
     def close(self) -> None:
         self._stop.set()
@@ -198,7 +211,8 @@ class MultusPods:
             self._remove(key)
 
     # -- the watch ------------------------------------------------------------------------------------
-    def _watch(self, index: int, item: Stopped) -> None:
+    def _watch(self, index: int, item: Stopped | None) -> None:
+        assert item is not None
         try:
             self._follow(index, item)
         except Exception as err:  # never end silently: the sweep ends the run with this error
