@@ -26,6 +26,9 @@ def register(commands: Any) -> None:  # argparse's subparsers action has no publ
                   "Runs the node engine with --dry-run on every node. Changes no node. Exit 0 only if every "
                   "node is clean."),
     }
+    from .presets import load_presets  # a small file beside the module: the names for --preset's help
+
+    presets = ", ".join(sorted(load_presets()))
     for name, (short, description) in helps.items():
         sub = commands.add_parser(name, help=short, description=description)
         sub.add_argument("--config", metavar="FILE",
@@ -33,6 +36,9 @@ def register(commands: Any) -> None:  # argparse's subparsers action has no publ
         sub.add_argument("--kubeconfig", metavar="FILE",
                          help="kubeconfig to use (default: in-cluster config, else $KUBECONFIG or ~/.kube/config)")
         sub.add_argument("--context", metavar="NAME", help="kubeconfig context")
+        sub.add_argument("--preset", metavar="NAME",
+                         help=f"a platform that installs Multus itself, one of {presets}: its Multus DaemonSets "
+                              "and host paths (what --config sets wins; docs/repair.md)")
         sub.add_argument("--verbose", action="store_true", help="log every retry and API detail")
         if name != "plan":
             sub.add_argument("--output", choices=("text", "json"), default="text", help="summary format")
@@ -44,13 +50,22 @@ def dispatch(args: argparse.Namespace, out: TextIO = sys.stdout, err_out: TextIO
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, stream=err_out,
                         format="%(asctime)s %(levelname)-7s %(message)s", datefmt="%H:%M:%S")
     logging.getLogger("urllib3").setLevel(logging.ERROR)
-    from ..config import load_config
+    from ..config import parse_config, read_config
     from . import orchestrator
     from .kube import ApiError, connect
     from .nodepod import Owner
 
     path = args.config or (DEFAULT_CONFIG if os.path.exists(DEFAULT_CONFIG) else None)
-    config = load_config(path)
+    raw = read_config(path)
+    preset = None
+    if args.preset:
+        from .presets import get_preset
+
+        preset = get_preset(args.preset)  # an unknown name stops here, before anything is read or changed
+        raw = preset.apply(raw)
+    config = parse_config(raw)
+    if preset is not None:
+        logging.getLogger(__name__).warning("%s", preset.warning())
     try:
         kube = connect(args.kubeconfig, args.context)
     except Exception as err:  # the kubernetes config loader raises several unrelated types
