@@ -10,6 +10,8 @@ Public names (other templates may rely on them):
   multus.image               Multus image reference for the selected mode
   multus.multusConfDir       resolved host path of Multus's data dir (<cniConfDir>/multus.d by default)
   multus.installMultus       "true" when Multus itself is installed (not in repair mode), else ""
+  multus.hostPaths           hostPaths as the cleanup uses them (a repair preset's where the user kept the default)
+  multus.repairPreset        the repair preset that repair.preset names, as YAML ({} for none)
 */}}
 
 {{/* Chart name, overridable with nameOverride. */}}
@@ -107,13 +109,60 @@ defaults to appVersion and thick mode appends image.thickTagSuffix (unless the t
 
 {{/* Host path of Multus's data directory (thin writes multus.kubeconfig there). */}}
 {{- define "multus.multusConfDir" -}}
-{{- $p := .Values.hostPaths -}}
+{{- $p := include "multus.hostPaths" . | fromYaml -}}
 {{- default (printf "%s/multus.d" (trimSuffix "/" $p.cniConfDir)) (trimSuffix "/" $p.multusConfDir) -}}
 {{- end -}}
 
 {{/* "true" when Multus is installed; repair mode installs no Multus. */}}
 {{- define "multus.installMultus" -}}
 {{- if not .Values.repair.enabled -}}true{{- end -}}
+{{- end -}}
+
+{{/*
+The repair preset repair.preset names, from files/repair-presets.yaml (a copy of the hook package's
+presets.yaml, written by tools/sync-presets): {platform, config: {node, cluster}, switchOff, comesBack}, as
+YAML; {} when repair.preset is empty. An unknown name fails, naming the valid ones.
+*/}}
+{{- define "multus.repairPreset" -}}
+{{- $name := .Values.repair.preset -}}
+{{- if $name -}}
+{{- if not .Values.repair.enabled -}}
+{{- fail (printf "repair.preset %q needs repair.enabled=true: a preset describes a platform's own Multus, which only repair mode cleans up" $name) -}}
+{{- end -}}
+{{- $all := (.Files.Get "files/repair-presets.yaml" | fromYaml).presets | default dict -}}
+{{- if not (hasKey $all $name) -}}
+{{- fail (printf "repair.preset: unknown preset %q; valid presets: %s (docs/repair.md)" $name (keys $all | sortAlpha | join ", ")) -}}
+{{- end -}}
+{{- toYaml (get $all $name) -}}
+{{- else -}}
+{}
+{{- end -}}
+{{- end -}}
+
+{{/*
+Upstream Multus v4's host paths, values.yaml's hostPaths defaults: a hostPaths value that differs from its
+default is the user's own and wins over a repair preset's (tests/chart/test_chart_repair_presets.py keeps
+the two equal).
+*/}}
+{{- define "multus.defaultHostPaths" -}}
+cniConfDir: /etc/cni/net.d
+cniBinDir: /opt/cni/bin
+multusConfDir: ""
+socketDir: /run/multus
+cacheDir: /var/lib/cni/multus
+{{- end -}}
+
+{{/* The host paths the cleanup cleans: hostPaths, with a repair preset's paths where hostPaths keeps its default. */}}
+{{- define "multus.hostPaths" -}}
+{{- $paths := deepCopy .Values.hostPaths -}}
+{{- $preset := include "multus.repairPreset" . | fromYaml -}}
+{{- $defaults := include "multus.defaultHostPaths" . | fromYaml -}}
+{{- range $key, $value := (dig "config" "node" dict $preset) -}}
+{{- if eq (trimSuffix "/" (toString (get $paths $key))) (trimSuffix "/" (toString (get $defaults $key))) -}}
+{{- $_ := set $paths $key $value -}}
+{{- end -}}
+{{- end -}}
+{{- toYaml $paths -}}
 {{- end -}}
 
 {{/* Host directory mounted for the thick daemon's socket: the parent of socketDir (the daemon recreates socketDir). */}}
@@ -210,6 +259,7 @@ multus-daemon-config; other keys appear only when a value asks for them.
 {{- if and .Values.config.globalNamespaces (not .Values.config.namespaceIsolation) -}}
 {{- fail "config.globalNamespaces has no effect unless config.namespaceIsolation is true" -}}
 {{- end -}}
+{{- $_ := include "multus.repairPreset" . -}}
 {{- end -}}
 
 {{/* ---------------------------------------------------------------------------------------------------
@@ -244,7 +294,9 @@ host paths, so the cleanup removes exactly what this release's Multus writes.
 {{- if include "multus.installMultus" . -}}
 {{- $list = append $list (dict "namespace" (include "multus.namespace" .) "name" (include "multus.daemonSetName" .)) -}}
 {{- end -}}
-{{- range .Values.cleanup.multusDaemonSets -}}
+{{- /* a repair preset's, unless cleanup.multusDaemonSets names others */ -}}
+{{- $others := .Values.cleanup.multusDaemonSets | default (dig "config" "cluster" "multusDaemonSets" list (include "multus.repairPreset" . | fromYaml)) -}}
+{{- range $others -}}
 {{- $list = append $list (dict "namespace" .namespace "name" .name) -}}
 {{- end -}}
 {{- toYaml $list -}}
@@ -253,7 +305,7 @@ host paths, so the cleanup removes exactly what this release's Multus writes.
 {{/* The cleanup's config file (multus-cleanup's `node:` and `cluster:` sections). */}}
 {{- define "multus.cleanupConfig" -}}
 {{- $c := .Values.cleanup -}}
-{{- $p := .Values.hostPaths -}}
+{{- $p := include "multus.hostPaths" . | fromYaml -}}
 {{- $configFiles := list "00-multus.conf" "00-multus.conflist" -}}
 {{- if ne .Values.config.multusConfigFile "auto" -}}
 {{- $configFiles = append $configFiles (base .Values.config.multusConfigFile) | uniq -}}

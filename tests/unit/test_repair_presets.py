@@ -15,6 +15,7 @@ from multus_cleanup.cluster import kube
 from multus_cleanup.cluster.presets import CLUSTER_KEYS, NODE_KEYS, get_preset, load_presets
 from multus_cleanup.config import ConfigError, parse_config
 
+ROOT = Path(__file__).parents[2]
 KUBESPRAY = [f"kube-multus-{kind}-{arch}" for kind in ("ds", "containerd", "crio", "docker")
              for arch in ("amd64", "arm64", "arm")]
 # name -> (DaemonSets stopped, CNI conf dir, CNI bin dir), as read from each platform's sources (presets.yaml)
@@ -116,9 +117,13 @@ def test_a_run_with_a_preset_starts_with_the_platforms_switch(monkeypatch: pytes
     assert "nicclusterpolicy nic-cluster-policy" in warning
 
 
-def test_the_help_names_every_preset(capsys: pytest.CaptureFixture[str]) -> None:
+def test_the_help_and_the_chart_name_every_preset(capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit):
         main(["run", "--help"])
     help_text = " ".join(capsys.readouterr().out.split())
+    values = (ROOT / "chart" / "values.yaml").read_text()
+    param = next(line for line in values.splitlines() if "@param repair.preset" in line)
     for name in load_presets():
         assert name in help_text, f"multus-cleanup run --help does not name the preset {name}"
+        assert f"`{name}`" in param, f"values.yaml's repair.preset does not name the preset {name}"
+
