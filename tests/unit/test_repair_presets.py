@@ -127,3 +127,14 @@ def test_the_help_and_the_chart_name_every_preset(capsys: pytest.CaptureFixture[
         assert name in help_text, f"multus-cleanup run --help does not name the preset {name}"
         assert f"`{name}`" in param, f"values.yaml's repair.preset does not name the preset {name}"
 
+
+@pytest.mark.parametrize("name", sorted(FACTS))
+def test_docs_repair_has_a_section_per_preset_with_its_switch_and_command(name: str) -> None:
+    text = (ROOT / "docs" / "repair.md").read_text()
+    heading = next((line for line in text.splitlines() if line.startswith("### ") and f"(`{name}`)" in line), None)
+    assert heading, f"docs/repair.md has no section `### ... (`{name}`)`"
+    section = text.split(heading, 1)[1].split("\n### ", 1)[0].split("\n## ", 1)[0]
+    assert "Switch it off:" in section and f"--preset {name}" in section
+    for ref in get_preset(name).daemonsets:
+        namespace, daemonset = ref.split("/")
+        assert namespace in section and daemonset.split("-")[0] in section, ref
