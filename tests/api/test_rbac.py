@@ -1,6 +1,7 @@
-"""RBAC proof: every request `multus-cleanup run` makes during a full uninstall is allowed by the Role and
-ClusterRole that the real `helm template` renders, and every rule (each verb of it) is used. The chart's
-own DaemonSet runs in the emulator; the config is the chart's ConfigMap."""
+"""RBAC proof: every request `multus-cleanup run` makes during a full uninstall (and the list of Events it
+makes about a node pod that never reports) is allowed by the Role and ClusterRole that the real `helm
+template` renders, and every rule (each verb of it) is used. The chart's own DaemonSet runs in the
+emulator; the config is the chart's ConfigMap."""
 
 from __future__ import annotations
 
@@ -14,6 +15,9 @@ from emulator import RbacPolicy, RequestRecord, rule_allows
 from emulator.kubelet import SimulatedKubelet
 from emulator.objects import make_daemonset
 from simcluster import NAD_CRD, SimCluster, cluster_fixture, nad  # noqa: F401 - provides the `cluster` fixture
+
+from multus_cleanup.cluster.kube import connect
+from multus_cleanup.cluster.podevents import why_stuck
 
 sys.path.insert(0, str(Path(__file__).parents[1] / "chart"))
 from helm import HELM_VERSIONS, Helm, helm_binary
@@ -87,6 +91,8 @@ def test_every_call_is_allowed_and_every_rule_used(cluster: SimCluster, kubelet:
 
     config = yaml.safe_load(by_kind[("ConfigMap", "multus-cleanup")]["data"]["config.yaml"])
     code, summary, log = cluster.orchestrate("run", config)
+    # What the run asks about a node pod that never reports (here no pod is stuck): its own Events.
+    assert why_stuck(connect(str(cluster.kubeconfig)), NS, "multus-cleanup-abcde-node-0-0") == ""
 
     assert code == 0, log
     assert all(cluster.restored(n) for n in names)
