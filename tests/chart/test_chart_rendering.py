@@ -431,3 +431,18 @@ def test_existing_service_account_and_no_rbac(helm: Helm, render: Render) -> Non
 def test_cleanup_disabled_still_installs_multus(helm: Helm, render: Render) -> None:
     result = render(helm, CHART_DIR / "ci" / "no-cleanup-values.yaml")
     assert ds(result)["metadata"]["name"] == "multus"
+
+
+@pytest.mark.parametrize("mode", ["thick", "thin"])
+def test_pre_pull_of_the_cleanup_image_is_an_init_container_of_multus(helm: Helm, render: Render, mode: str) -> None:
+    """cleanup.prePullImage: every node that runs Multus has the cleanup image before the uninstall needs it."""
+    assert "pull-cleanup-image" not in containers(ds(render(helm, set_values={"mode": mode})), init=True)
+    result = render(helm, set_values={"mode": mode, "cleanup": {"prePullImage": True, "image": {
+        "repository": "registry.example/multus-cleanup", "tag": "1.2.3", "pullPolicy": "Always"}}})
+    pull = containers(ds(result), init=True)["pull-cleanup-image"]
+    assert pull["image"] == "registry.example/multus-cleanup:1.2.3" and pull["imagePullPolicy"] == "Always"
+    assert pull["args"] == ["--version"] and pull["securityContext"]["runAsNonRoot"] is True
+    job = next(d for d in result.objects() if d["kind"] == "Job")
+    assert job["spec"]["template"]["spec"]["containers"][0]["image"] == pull["image"]  # the same image, once
+    off = render(helm, set_values={"mode": mode, "cleanup": {"prePullImage": True, "enabled": False}})
+    assert "pull-cleanup-image" not in containers(ds(off), init=True)  # no cleanup, nothing to pull
