@@ -77,7 +77,7 @@ def test_each_node_is_cleaned_as_soon_as_its_own_multus_pod_is_gone(cluster: Sim
     slow = names[0]
     kubelet.behaviour(slow).termination_delay = 3.0
 
-    code, summary, log = cluster.orchestrate("run", config())
+    code, _summary, log = cluster.orchestrate("run", config())
 
     assert code == 0, log
     assert all(cluster.restored(n) for n in names)
@@ -231,3 +231,33 @@ def test_virtual_kubelet_and_fargate_nodes_are_left_out_by_default(cluster: SimC
     code, summary, log = cluster.orchestrate("run", config())
     assert code == 0, log
     assert summary["nodes"] == {}, "a virtual-kubelet or Fargate node was given a cleanup pod"
+
+
+def test_a_silent_node_says_what_its_pod_events_say(cluster: SimCluster, kubelet: SimulatedKubelet) -> None:
+    """A node that times out carries its pod's Warning Events (here the kubelet's FailedMount), not a bare
+    timeout."""
+    names = cluster.add_nodes(2, "thick")
+    kubelet.behaviour(names[1]).hang = True
+    store = cluster.server.store
+    mount = 'MountVolume.SetUp failed for volume "backup" : hostPath type check failed: /run/x is not a directory'
+
+    def kubelet_event() -> None:
+        for _ in range(200):
+            pods = [p for p in cluster.pods(NS, "app.kubernetes.io/component=node-cleanup")
+                    if p["spec"].get("nodeName") == names[1]]
+            if pods:
+                store.create(store.rt("events"), NS, {
+                    "apiVersion": "v1", "kind": "Event", "metadata": {"name": "mount", "namespace": NS},
+                    "involvedObject": {"kind": "Pod", "name": pods[0]["metadata"]["name"], "namespace": NS},
+                    "type": "Warning", "reason": "FailedMount", "message": mount})
+                return
+            time.sleep(0.05)
+
+    writer = threading.Thread(target=kubelet_event)
+    writer.start()
+    code, summary, _log = cluster.orchestrate("run", config(nodeTimeoutSeconds=5, unreachableNodes="fail"))
+    writer.join()
+
+    assert code == 1
+    assert summary["nodes"][names[1]]["detail"] == (
+        f"no report within 5s: FailedMount: {mount} (the node may be down, or its kubelet cannot start the pod)")

@@ -25,6 +25,7 @@ from ..report import NodeOutcome, NodeReport, NodeStatus, report_from_log
 from .kube import JSON, NODES, PODS, ApiError, Conflict, Forbidden, Gone, Kube, NotFound
 from .nodepod import MANAGED_SELECTOR, RUN_LABEL, NodePodFactory, validate_pod
 from .pacing import InFlightLimit
+from .podevents import why_stuck
 from .signals import Terminated
 from .stop import MultusPods
 
@@ -46,6 +47,8 @@ DEFINITIVE_WORDS = ("not found", "unauthorized", "no matching manifest", "no mat
 EventKind = Literal["pod", "create-failed", "fatal", "free", "tick"]
 SweepEvent = tuple[EventKind, Any]
 WATCH_GIVE_UP_SECONDS = 120.0  # a watch failing this long without one success ends the run
+NODE_LIST_SECONDS = 2.0  # how old the node names may be when a failed node is checked for being deleted
+MAX_EVENT_READS = 20  # silent nodes whose pod Events are read: when a thousand time out, twenty say why
 
 
 @dataclass
@@ -92,6 +95,9 @@ class Sweep:
         self._selector = f"{RUN_LABEL}={factory.run_id}"
         self._watcher: threading.Thread | None = None
         self.limit = InFlightLimit(cluster.concurrency)
+        self._events_read = 0
+        self._node_names: set[str] | None = None
+        self._node_names_at = 0.0
 
     def run(self, nodes: list[str], deadline: float | None = None, multus: MultusPods | None = None) -> SweepResult:
         """Clean `nodes`, each once `multus` says its Multus pod is gone; at `deadline` (time.monotonic()) the
@@ -200,10 +206,19 @@ class Sweep:
                              f"(for {grace}s)", active, pool, retry=False)
             for task in [t for t in active.values() if now - t.started > timeout]:
                 del active[task.pod_name]
-                last = f"; last: {task.start_error}" if task.start_error else ""
-                self._finish(result, progress, task, NodeStatus.UNREACHABLE, f"no report within {timeout}s "
-                             f"(the node may be down, or its kubelet cannot start the pod{last})", active, pool,
-                             retry=False)
+                self._finish(result, progress, task, NodeStatus.UNREACHABLE, self._silent(task, timeout), active,
+                             pool, retry=False)
+
+    def _silent(self, task: _Task, timeout: int) -> str:
+        """Why a node's pod never reported: the kubelet's last waiting reason, and the pod's own Warning Events
+        (FailedMount, FailedCreatePodSandBox, ...), read for the first few such nodes only (one list each)."""
+        last = f"; last: {task.start_error}" if task.start_error else ""
+        events = ""
+        if self._events_read < MAX_EVENT_READS:
+            self._events_read += 1
+            events = why_stuck(self.kube, self.cluster.namespace, task.pod_name)
+        return (f"no report within {timeout}s" + (f": {events}" if events else "")
+                + f" (the node may be down, or its kubelet cannot start the pod{last})")
 
     def _launch(self, node: str, attempt: int, pool: ThreadPoolExecutor) -> _Task:
         task = _Task(node, attempt, time.monotonic(), self.factory.pod_name(node, attempt))
@@ -247,12 +262,17 @@ class Sweep:
         progress.done(status)
 
     def _node_exists(self, node: str) -> bool:
-        """Asked only when a node's pod failed or went silent: one list by name, no extra RBAC."""
-        try:
-            items, _ = self.kube.list_all(NODES, query={"fieldSelector": f"metadata.name={node}"})
-        except ApiError:
-            return True  # unknown: keep the failure as it is
-        return bool(items)
+        """Asked only when a node's pod failed or went silent. The node names are listed (no extra RBAC) at
+        most every NODE_LIST_SECONDS: when thousands of nodes time out together, that is a few lists, not
+        one per node."""
+        now = time.monotonic()
+        if self._node_names is None or now - self._node_names_at > NODE_LIST_SECONDS:
+            try:
+                names, _ = self.kube.list_reduced(NODES, lambda n: str((n.get("metadata") or {}).get("name")))
+            except ApiError:
+                return True  # unknown: keep the failure as it is
+            self._node_names, self._node_names_at = set(names), now
+        return node in self._node_names
 
     # -- the watch -------------------------------------------------------------------------------------
     def _watcher_alive(self) -> bool:
