@@ -261,3 +261,18 @@ def test_a_silent_node_says_what_its_pod_events_say(cluster: SimCluster, kubelet
     assert code == 1
     assert summary["nodes"][names[1]]["detail"] == (
         f"no report within 5s: FailedMount: {mount} (the node may be down, or its kubelet cannot start the pod)")
+
+
+def test_a_large_run_deletes_its_pods_in_parallel_shards(cluster: SimCluster, kubelet: SimulatedKubelet) -> None:
+    """Above 500 nodes the run's pods go with 8 deletecollections, one per shard label, at once."""
+    names = cluster.add_nodes(520, "thick")
+
+    code, summary, log = cluster.orchestrate("run", config())
+
+    assert code == 0, log
+    assert summary["api_requests"]["deletecollection"] == 1 + 8  # stale pods of older runs, then the shards
+    shards = sorted(r.query["labelSelector"].rsplit("=", 1)[-1] for r in cluster.server.log.records()
+                    if r.verb == "deletecollection" and "shard" in r.query.get("labelSelector", ""))
+    assert shards == [str(k) for k in range(8)]
+    assert cluster.pods(NS, "app.kubernetes.io/component=node-cleanup") == []
+    assert all(cluster.restored(n) for n in names[:5])
