@@ -15,6 +15,8 @@ from multus_cleanup.config.cluster import parse_cluster_config
     ('pods "x" is forbidden: violates PodSecurity "baseline:latest": hostPath volumes',
      "pod-security.kubernetes.io/enforce=privileged"),
     ('pods "x" is forbidden: exceeded quota: pods, requested: pods=1', "kubectl describe resourcequota"),
+    ('pods "x" is forbidden: insufficient quota to match these scopes: [{PriorityClass In [system-node-critical '
+     'system-cluster-critical]}]', "cleanup.priorityClassName to another class"),
     ('pods "x" is forbidden: maximum memory usage per Container is 64Mi, but limit is 128Mi',
      "cleanup.nodePodResources"),
     ('admission webhook "validate.kyverno.svc" denied the request: hostPath is not allowed',

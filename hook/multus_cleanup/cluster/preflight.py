@@ -42,6 +42,13 @@ def _advice(message: str, namespace: str) -> str:
                 f"volumes and root user: label it `kubectl label namespace {namespace} "
                 "pod-security.kubernetes.io/enforce=privileged --overwrite`, or install the chart in a "
                 "namespace that allows them (docs/uninstall.md#the-api-server-would-reject-the-cleanups-node-pods)")
+    if "insufficient quota to match these scopes" in text:
+        # ResourceQuota admission configured to limit critical priority classes (GKE does, for every
+        # namespace but kube-system): such pods need a quota with that scope in their namespace.
+        return (f"Pods of priority class system-node-critical are admitted in namespace {namespace} only with a "
+                "ResourceQuota whose scopeSelector names that class (GKE allows them only in kube-system): install "
+                "the chart in kube-system, create such a ResourceQuota in the release namespace, or set "
+                "cleanup.priorityClassName to another class (docs/uninstall.md#priority-and-preemption)")
     if "exceeded quota" in text:
         return (f"A ResourceQuota in namespace {namespace} had no room for a node pod after waiting about a minute: "
                 "raise it or free room (`kubectl describe resourcequota -n "
