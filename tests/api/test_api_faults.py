@@ -132,7 +132,7 @@ def test_sigterm_ends_the_run_with_its_summary_and_without_its_node_pods(cluster
     assert "the cleanup was stopped (SIGTERM" in out, out
     # the nodes whose results it had read count as clean (how many it read before the signal is a race)
     clean = re.search(rf"with (\d) of {len(names)} node\(s\) clean", out)
-    assert clean is not None and 1 <= int(clean.group(1)) <= len(names) - 1, out
+    assert clean is not None and int(clean.group(1)) <= len(names) - 1, out  # 0 when the signal came first
     assert f"{names[-1]}: unreachable: not cleaned: the cleanup was stopped (SIGTERM)" in out, out
     assert "result: FAILED" in out
     assert cluster.pods(NS, "app.kubernetes.io/component=node-cleanup") == []  # its node pods went with it

@@ -10,7 +10,7 @@ import pytest
 from emulator.kubelet import SimulatedKubelet
 from simcluster import SimCluster, cluster_fixture  # noqa: F401 - provides the `cluster` fixture
 
-from multus_cleanup.cluster import sweep
+from multus_cleanup.cluster import sweep, watchbackoff
 
 NS = "kube-system"
 CONFIG: dict[str, Any] = {"cluster": {"nodeTimeoutSeconds": 30, "stopTimeoutSeconds": 30,
@@ -100,7 +100,7 @@ def test_watch_errors_are_retried_with_backoff(cluster: SimCluster, kubelet: Sim
 def test_a_watch_that_keeps_failing_ends_the_run_with_its_error(cluster: SimCluster,
                                                                monkeypatch: pytest.MonkeyPatch) -> None:
     cluster.add_nodes(2, "thick")
-    monkeypatch.setattr(sweep, "WATCH_GIVE_UP_SECONDS", 2.0)
+    monkeypatch.setattr(watchbackoff, "WATCH_GIVE_UP_SECONDS", 2.0)
     cluster.server.faults.fail(400, count=None, verb="watch", resource="pods", namespace=NS,
                                message="the watch cache is broken")
 

@@ -12,7 +12,6 @@ sweep overlap, and one node's slow kubelet holds up only that node.
 from __future__ import annotations
 
 import logging
-import random
 import threading
 import time
 from collections.abc import Callable
@@ -21,6 +20,7 @@ from dataclasses import dataclass
 from ..config.cluster import ObjectRef
 from .kube import DAEMONSETS, JSON, PODS, ApiError, Forbidden, Gone, Kube, NotFound
 from .selectors import from_label_selector
+from .watchbackoff import WatchBackoff
 
 log = logging.getLogger(__name__)
 
@@ -84,7 +84,6 @@ def undo_stop(kube: Kube, stopped: list[Stopped]) -> list[str]:
     return failed
 
 
-WATCH_GIVE_UP_SECONDS = 120.0  # a watch on the Multus pods failing this long without one success ends the run
 PodKey = tuple[str, str]  # namespace, name
 
 
@@ -221,8 +220,7 @@ class MultusPods:
 
     def _follow(self, index: int, item: Stopped) -> None:
         namespace, version = item.ref.namespace, self._versions.get(index, "")
-        failing_since: float | None = None
-        failures = 0
+        backoff = WatchBackoff()
         while not self._stop.is_set() and self.held():
             try:
                 query = {"labelSelector": item.selector, "resourceVersion": version}
@@ -236,7 +234,7 @@ class MultusPods:
                             self._remove(key)
                         elif event["type"] == "ADDED" and key not in self._pods:
                             self._add(key, str((obj.get("spec") or {}).get("nodeName") or ""))
-                    failing_since, failures = None, 0
+                    backoff.succeeded()
                     if self._stop.is_set() or not self.held():
                         return
             except Gone:
@@ -247,12 +245,9 @@ class MultusPods:
             except Forbidden:
                 raise
             except ApiError as err:
-                now = time.monotonic()
-                failing_since = failing_since or now
-                failures += 1
-                if now - failing_since > WATCH_GIVE_UP_SECONDS:
+                delay = backoff.failed()
+                if delay is None:
                     raise
-                delay = min(10.0, 0.5 * 2 ** min(failures - 1, 5)) * random.uniform(0.8, 1.2)  # noqa: S311
                 log.warning("watching the Multus pods failed (%s); watching again in %.1fs", err, delay)
                 self._stop.wait(delay)
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import logging
 import queue
-import random
 import threading
 import time
 from collections import Counter, deque
@@ -28,6 +27,7 @@ from .pacing import InFlightLimit
 from .podevents import why_stuck
 from .signals import Terminated
 from .stop import MultusPods
+from .watchbackoff import WatchBackoff
 
 log = logging.getLogger(__name__)
 
@@ -46,7 +46,6 @@ DEFINITIVE_WORDS = ("not found", "unauthorized", "no matching manifest", "no mat
 # is the loop's own timeout.
 EventKind = Literal["pod", "create-failed", "fatal", "free", "tick"]
 SweepEvent = tuple[EventKind, Any]
-WATCH_GIVE_UP_SECONDS = 120.0  # a watch failing this long without one success ends the run
 NODE_LIST_SECONDS = 2.0  # how old the node names may be when a failed node is checked for being deleted
 SHARD_ABOVE = 500  # node pods: more than that are deleted by SHARDS parallel deletecollections
 MAX_EVENT_READS = 20  # silent nodes whose pod Events are read: when a thousand time out, twenty say why
@@ -289,8 +288,7 @@ class Sweep:
             self.events.put(("fatal", WatchFailed(self.cluster.namespace, f"failed: {err!r}")))
 
     def _follow(self, version: str) -> None:
-        failing_since: float | None = None
-        failures = 0
+        backoff = WatchBackoff()
         relist = False
         while not self._stop.is_set():
             try:
@@ -308,7 +306,7 @@ class Sweep:
                     version = (obj.get("metadata") or {}).get("resourceVersion") or version
                     if event["type"] in ("ADDED", "MODIFIED", "DELETED"):
                         self.events.put(("pod", (event["type"], obj)))
-                    failing_since, failures = None, 0
+                    backoff.succeeded()
                     if self._stop.is_set():
                         return
             except Gone:
@@ -318,14 +316,11 @@ class Sweep:
                 return
             except ApiError as err:
                 # Kube already retried 429/5xx/dropped connections; back off more before watching again.
-                now = time.monotonic()
-                failing_since = failing_since or now
-                failures += 1
-                if now - failing_since > WATCH_GIVE_UP_SECONDS:
+                delay = backoff.failed()
+                if delay is None:
                     self.events.put(("fatal", WatchFailed(
-                        self.cluster.namespace, f"kept failing for {WATCH_GIVE_UP_SECONDS:.0f}s: {err}")))
+                        self.cluster.namespace, f"kept failing for {backoff.give_up_seconds:.0f}s: {err}")))
                     return
-                delay = min(10.0, 0.5 * 2 ** min(failures - 1, 5)) * random.uniform(0.8, 1.2)  # noqa: S311
                 log.warning("watching cleanup pods failed (%s); watching again in %.1fs", err, delay)
                 self._stop.wait(delay)
 
