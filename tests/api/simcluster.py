@@ -104,7 +104,10 @@ class SimCluster:
         return code, message, out.getvalue()
 
     def restored(self, name: str) -> bool:
-        return fp.snapshot(self.roots[name]) == self.before[name]
+        try:
+            return fp.snapshot(self.roots[name]) == self.before[name]
+        except FileNotFoundError:  # polled while the node is being cleaned: a file went between list and read
+            return False
 
     def pods(self, namespace: str, selector: str = "") -> list[dict[str, Any]]:
         store = self.server.store
