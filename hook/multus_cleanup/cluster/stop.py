@@ -163,6 +163,10 @@ class MultusPods:
         with self._lock:
             return set(self._by_node)
 
+    def _holding(self) -> bool:
+        """Whether any node still waits (per watch event: no copy of the set)."""
+        return bool(self._by_node)
+
     def subscribe(self, on_free: Callable[[str], None]) -> set[str]:
         """The nodes that still run a Multus pod; `on_free(node)` comes for each of them later, never before."""
         with self._lock:
@@ -221,7 +225,7 @@ class MultusPods:
     def _follow(self, index: int, item: Stopped) -> None:
         namespace, version = item.ref.namespace, self._versions.get(index, "")
         backoff = WatchBackoff()
-        while not self._stop.is_set() and self.held():
+        while not self._stop.is_set() and self._holding():
             try:
                 query = {"labelSelector": item.selector, "resourceVersion": version}
                 for event in self.kube.watch(PODS, namespace=namespace, query=query, timeout_seconds=60):
@@ -235,7 +239,7 @@ class MultusPods:
                         elif event["type"] == "ADDED" and key not in self._pods:
                             self._add(key, str((obj.get("spec") or {}).get("nodeName") or ""))
                     backoff.succeeded()
-                    if self._stop.is_set() or not self.held():
+                    if self._stop.is_set() or not self._holding():
                         return
             except Gone:
                 keys, version = self.kube.list_reduced(PODS, _key_and_node, namespace=namespace,
