@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -21,6 +22,24 @@ DS_LABELS = "app=kube-multus-ds"
 
 def config(**cluster_config: Any) -> dict[str, Any]:
     return {"cluster": {"nodeTimeoutSeconds": 30, "stopTimeoutSeconds": 30, **cluster_config}}
+
+
+def once_its_cleanup_pod_exists(cluster: SimCluster, node: str,
+                                act: Callable[[dict[str, Any]], None]) -> threading.Thread:
+    """A started thread that calls `act(pod)` as soon as NODE's cleanup pod exists (within 20 s)."""
+    def wait_and_act() -> None:
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            pods = [p for p in cluster.pods(NS, "app.kubernetes.io/component=node-cleanup")
+                    if p["spec"].get("nodeName") == node]
+            if pods:
+                act(pods[0])
+                return
+            time.sleep(0.05)
+
+    thread = threading.Thread(target=wait_and_act)
+    thread.start()
+    return thread
 
 
 @pytest.mark.parametrize("flavour", ["thick", "thin"])
@@ -197,19 +216,9 @@ def test_a_node_deleted_during_the_run_counts_as_gone_not_failed(cluster: SimClu
     names = cluster.add_nodes(3, "thick")
     kubelet.behaviour(names[2]).hang = True  # its pod starts and never reports ...
     store = cluster.server.store
-
-    def delete_the_node_once_its_pod_runs() -> None:
-        deadline = time.monotonic() + 20
-        while time.monotonic() < deadline:
-            pods = [p for p in cluster.pods(NS, "app.kubernetes.io/component=node-cleanup")
-                    if p["spec"]["nodeName"] == names[2]]
-            if pods:
-                store.delete(store.rt("nodes"), None, names[2])  # ... and the node is deleted meanwhile
-                return
-            time.sleep(0.05)
-
-    deleter = threading.Thread(target=delete_the_node_once_its_pod_runs)
-    deleter.start()
+    # ... and the node is deleted meanwhile
+    deleter = once_its_cleanup_pod_exists(cluster, names[2], lambda _pod: store.delete(store.rt("nodes"), None,
+                                                                                        names[2]))
     code, summary, log = cluster.orchestrate("run", config(nodeTimeoutSeconds=5, unreachableNodes="fail"))
     deleter.join()
 
@@ -241,20 +250,13 @@ def test_a_silent_node_says_what_its_pod_events_say(cluster: SimCluster, kubelet
     store = cluster.server.store
     mount = 'MountVolume.SetUp failed for volume "backup" : hostPath type check failed: /run/x is not a directory'
 
-    def kubelet_event() -> None:
-        for _ in range(200):
-            pods = [p for p in cluster.pods(NS, "app.kubernetes.io/component=node-cleanup")
-                    if p["spec"].get("nodeName") == names[1]]
-            if pods:
-                store.create(store.rt("events"), NS, {
-                    "apiVersion": "v1", "kind": "Event", "metadata": {"name": "mount", "namespace": NS},
-                    "involvedObject": {"kind": "Pod", "name": pods[0]["metadata"]["name"], "namespace": NS},
-                    "type": "Warning", "reason": "FailedMount", "message": mount})
-                return
-            time.sleep(0.05)
+    def kubelet_event(pod: dict[str, Any]) -> None:
+        store.create(store.rt("events"), NS, {
+            "apiVersion": "v1", "kind": "Event", "metadata": {"name": "mount", "namespace": NS},
+            "involvedObject": {"kind": "Pod", "name": pod["metadata"]["name"], "namespace": NS},
+            "type": "Warning", "reason": "FailedMount", "message": mount})
 
-    writer = threading.Thread(target=kubelet_event)
-    writer.start()
+    writer = once_its_cleanup_pod_exists(cluster, names[1], kubelet_event)
     code, summary, _log = cluster.orchestrate("run", config(nodeTimeoutSeconds=5, unreachableNodes="fail"))
     writer.join()
 
