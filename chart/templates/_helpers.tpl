@@ -278,6 +278,59 @@ host paths, so the cleanup removes exactly what this release's Multus writes.
 {{- printf "%s-node" (include "multus.cleanupName" . | trunc 58 | trimSuffix "-") -}}
 {{- end -}}
 
+{{/* Cleanup values renamed in 0.1 (old name: new path below cleanup). The old names are still read, with a
+warning in NOTES.txt, until chart 0.2.0. */}}
+{{- define "multus.cleanupRenamed" -}}
+nodeSelector: nodes.selector
+nodeSelectorExpressions: nodes.selectorExpressions
+unreachableNodes: nodes.unreachable
+activeDeadlineSeconds: job.activeDeadlineSeconds
+backoffLimit: job.backoffLimit
+jobNodeSelector: job.nodeSelector
+jobAffinity: job.affinity
+tolerations: job.tolerations
+podAnnotations: job.podAnnotations
+resources: job.resources
+podSecurityContext: job.podSecurityContext
+securityContext: job.securityContext
+nodeTimeoutSeconds: nodePod.timeoutSeconds
+nodeRetries: nodePod.retries
+startErrorGraceSeconds: nodePod.startErrorGraceSeconds
+nodePodAnnotations: nodePod.annotations
+nodePodResources: nodePod.resources
+nodePodSecurityContext: nodePod.securityContext
+{{- end -}}
+
+{{/* The cleanup values, with each deprecated name the user set moved to its new place: a map over the new
+default is merged as Helm merges a user's map over values.yaml, anything else replaces it. Templates read
+`include "multus.cleanup" . | fromYaml`, never .Values.cleanup's renamed keys. */}}
+{{- define "multus.cleanup" -}}
+{{- $c := deepCopy .Values.cleanup -}}
+{{- range $old, $new := include "multus.cleanupRenamed" . | fromYaml -}}
+{{- if hasKey $c $old -}}
+{{- $group := index $c (first (splitList "." $new)) -}}
+{{- $leaf := last (splitList "." $new) -}}
+{{- $given := index $c $old -}}
+{{- if and (kindIs "map" $given) (kindIs "map" (index $group $leaf)) -}}
+{{- $_ := set $group $leaf (mergeOverwrite (deepCopy (index $group $leaf)) $given) -}}
+{{- else -}}
+{{- $_ := set $group $leaf $given -}}
+{{- end -}}
+{{- $_ := unset $c $old -}}
+{{- end -}}
+{{- end -}}
+{{- toYaml $c -}}
+{{- end -}}
+
+{{/* One line per deprecated cleanup value the user set (for NOTES.txt). */}}
+{{- define "multus.cleanupDeprecations" -}}
+{{- range $old, $new := include "multus.cleanupRenamed" . | fromYaml -}}
+{{- if hasKey $.Values.cleanup $old }}
+WARNING: cleanup.{{ $old }} is deprecated: use cleanup.{{ $new }} (the old name is read until chart 0.2.0).
+{{- end -}}
+{{- end -}}
+{{- end -}}
+
 {{/* The cleanup image: <repository>@<digest>, else <repository>:<tag, default the chart version>. */}}
 {{- define "multus.cleanupImage" -}}
 {{- $img := .Values.cleanup.image -}}
@@ -304,7 +357,7 @@ host paths, so the cleanup removes exactly what this release's Multus writes.
 
 {{/* The cleanup's config file (multus-cleanup's `node:` and `cluster:` sections). */}}
 {{- define "multus.cleanupConfig" -}}
-{{- $c := .Values.cleanup -}}
+{{- $c := include "multus.cleanup" . | fromYaml -}}
 {{- $p := include "multus.hostPaths" . | fromYaml -}}
 {{- $configFiles := list "00-multus.conf" "00-multus.conflist" -}}
 {{- if ne .Values.config.multusConfigFile "auto" -}}
@@ -317,19 +370,20 @@ host paths, so the cleanup removes exactly what this release's Multus writes.
 {{- $secrets := list -}}
 {{- range .Values.imagePullSecrets }}{{- $secrets = append $secrets .name -}}{{- end -}}
 {{- $pod := dict "image" (include "multus.cleanupImage" .) "imagePullPolicy" $c.image.pullPolicy
-      "imagePullSecrets" $secrets "priorityClassName" $c.priorityClassName "resources" $c.nodePodResources
-      "securityContext" $c.nodePodSecurityContext "annotations" ($c.nodePodAnnotations | default dict)
+      "imagePullSecrets" $secrets "priorityClassName" $c.priorityClassName "resources" $c.nodePod.resources
+      "securityContext" $c.nodePod.securityContext "annotations" ($c.nodePod.annotations | default dict)
       "labels" (dict "app.kubernetes.io/instance" .Release.Name "app.kubernetes.io/part-of" "multus") -}}
 {{- with $c.backupDir }}{{- $_ := set $pod "backupDir" . -}}{{- end -}}
 {{- $_ := set $pod "serviceAccountName" (include "multus.cleanupNodeName" .) -}}
 {{- $cluster := dict "namespace" (include "multus.namespace" .)
-      "multusDaemonSets" (include "multus.cleanupDaemonSets" . | fromYamlArray) "nodeSelector" $c.nodeSelector
-      "nodeSelectorExpressions" $c.nodeSelectorExpressions
-      "unreachableNodes" $c.unreachableNodes "attachedPods" $c.attachedPods
-      "concurrency" $c.concurrency "nodeRetries" $c.nodeRetries
-      "nodeTimeoutSeconds" $c.nodeTimeoutSeconds "startErrorGraceSeconds" $c.startErrorGraceSeconds
-      "stopTimeoutSeconds" $c.stopTimeoutSeconds
-      "deadlineSeconds" (sub $c.activeDeadlineSeconds 30 | int)
+      "multusDaemonSets" (include "multus.cleanupDaemonSets" . | fromYamlArray) "nodeSelector" $c.nodes.selector
+      "nodeSelectorExpressions" $c.nodes.selectorExpressions
+      "unreachableNodes" $c.nodes.unreachable "attachedPods" $c.attachedPods
+      "concurrency" ($c.concurrency | int) "nodeRetries" ($c.nodePod.retries | int)
+      "nodeTimeoutSeconds" ($c.nodePod.timeoutSeconds | int)
+      "startErrorGraceSeconds" ($c.nodePod.startErrorGraceSeconds | int)
+      "stopTimeoutSeconds" ($c.stopTimeoutSeconds | int)
+      "deadlineSeconds" (sub $c.job.activeDeadlineSeconds 30 | int)
       "deleteNetworkAttachmentDefinitions" $c.deleteNetworkAttachmentDefinitions "deleteCRD" $c.deleteCRD
       "extraResources" $c.extraResources "nodePod" $pod -}}
 {{- toYaml (dict "node" $node "cluster" $cluster) -}}

@@ -56,7 +56,7 @@ def unused_rules(policy: RbacPolicy, records: list[RequestRecord]) -> list[str]:
 @pytest.mark.parametrize("scenario", ["defaults", "delete-nads-and-extras", "delete-crd"])
 def test_every_call_is_allowed_and_every_rule_used(cluster: SimCluster, kubelet: SimulatedKubelet, helm: Helm,
                                                    scenario: str) -> None:
-    values: dict[str, Any] = {"cleanup.nodeTimeoutSeconds": 30}
+    values: dict[str, Any] = {"cleanup.nodePod.timeoutSeconds": 30}
     if scenario == "delete-nads-and-extras":
         values |= {"cleanup.deleteNetworkAttachmentDefinitions": True,
                    "cleanup.multusDaemonSets": [{"namespace": "multus-old", "name": "kube-multus-ds"}],

@@ -121,7 +121,7 @@ def test_the_examples_pass_yamllint_with_cts_rules() -> None:
 def test_the_example_values_are_what_the_docs_describe() -> None:
     cleanup = application()["spec"]["source"]["helm"]["valuesObject"]["cleanup"]
     assert cleanup["enabled"] is True
-    assert cleanup["activeDeadlineSeconds"] > 0 and cleanup["backoffLimit"] >= 0
+    assert cleanup["job"]["activeDeadlineSeconds"] > 0 and cleanup["job"]["backoffLimit"] >= 0
     assert cleanup["deleteNetworkAttachmentDefinitions"] is False and cleanup["deleteCRD"] is False
 
 
@@ -191,7 +191,7 @@ def test_what_the_hook_needs_is_not_a_hook(helm: Helm, tmp_path: Path) -> None:
 def test_the_job_bounds_itself_because_argo_has_no_hook_timeout(helm: Helm, tmp_path: Path) -> None:
     result = argo_template(helm, tmp_path)
     job = next(doc for doc in result.objects() if doc["kind"] == "Job")
-    values = application()["spec"]["source"]["helm"]["valuesObject"]["cleanup"]
+    values = application()["spec"]["source"]["helm"]["valuesObject"]["cleanup"]["job"]
     assert job["spec"]["activeDeadlineSeconds"] == values["activeDeadlineSeconds"]
     assert job["spec"]["backoffLimit"] == values["backoffLimit"]
     assert isinstance(job["spec"]["activeDeadlineSeconds"], int) and job["spec"]["activeDeadlineSeconds"] > 0
@@ -201,7 +201,7 @@ def test_the_job_bounds_itself_because_argo_has_no_hook_timeout(helm: Helm, tmp_
 
 def test_a_longer_deadline_set_in_git_reaches_the_re_rendered_hook(helm: Helm, tmp_path: Path) -> None:
     values = application()["spec"]["source"]["helm"]["valuesObject"]
-    values["cleanup"]["activeDeadlineSeconds"] = 900
+    values["cleanup"]["job"]["activeDeadlineSeconds"] = 900
     result = argo_template(helm, tmp_path, values=values)
     assert result.ok, result.stderr
     assert next(d for d in result.objects() if d["kind"] == "Job")["spec"]["activeDeadlineSeconds"] == 900

@@ -181,7 +181,7 @@ def test_repair_mode_runs_the_cleanup_as_an_ordinary_job_without_multus(helm: He
 ])
 def test_the_job_refuses_tolerations_that_would_place_it_on_a_not_ready_node(
         helm: Helm, render: Render, toleration: dict[str, str], message: str) -> None:
-    result = render(helm, set_values={"cleanup.tolerations": [toleration]})
+    result = render(helm, set_values={"cleanup.job.tolerations": [toleration]})
     assert not result.ok and "tolerations" in result.stderr and message in result.stderr, result.stderr
 
 
@@ -247,8 +247,8 @@ def test_openshift_binds_the_sccs_each_service_account_needs(helm: Helm, render:
 
 def test_a_privileged_node_pod_does_not_ask_for_no_privilege_escalation(helm: Helm, render: Render) -> None:
     """privileged: true with allowPrivilegeEscalation: false is a 422 from the API server, on every node."""
-    configmap = one(cleanup_objects(render(helm, set_values={"cleanup": {"nodePodSecurityContext": {
-        "privileged": True}}})), "ConfigMap")
+    configmap = one(cleanup_objects(render(helm, set_values={"cleanup": {"nodePod": {"securityContext": {
+        "privileged": True}}}})), "ConfigMap")
     config = parse_config(yaml.safe_load(configmap["data"]["config.yaml"]))
     context = NodePodFactory(config, "abcde", None).render("node-a")["spec"]["containers"][0]["securityContext"]
     assert context["privileged"] is True and "allowPrivilegeEscalation" not in context

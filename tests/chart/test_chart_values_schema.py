@@ -13,7 +13,7 @@ SCHEMA = json.loads((CHART_DIR / "values.schema.json").read_text())
 # Kubernetes objects passed through as they are (the API server validates them), and free-form config
 FREE_FORM = {"resources", "initResources", "affinity", "podSecurityContext", "securityContext", "updateStrategy",
              "daemonExtraConfig", "global", "tolerations[]", "extraEnv[]", "extraVolumes[]", "extraVolumeMounts[]",
-             "nodePodResources", "nodePodSecurityContext", "jobAffinity",
+             "nodePodResources", "nodePodSecurityContext", "jobAffinity",  # cleanup's deprecated names
              "networkConfig"}  # tests.networkConfig: a CNI config, handed to the plugin as it is
 EXTENSIBLE: set[str] = set()
 
@@ -45,8 +45,8 @@ def _leaf_paths(values: dict[str, Any], prefix: str = "") -> list[str]:
     out = []
     for key, value in values.items():
         path = f"{prefix}{key}"
-        if isinstance(value, dict) and value and key not in FREE_FORM | {"nodeSelector", "jobNodeSelector",
-                                                                                 "nodePodAnnotations"}:
+        if isinstance(value, dict) and value and key not in FREE_FORM | {"nodeSelector", "selector",
+                                                                                 "annotations"}:
             out += _leaf_paths(value, f"{path}.")
         else:
             out.append(path)

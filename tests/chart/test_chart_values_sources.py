@@ -22,7 +22,7 @@ CHART_DECIDES = {
     "cluster.multus_daemonsets": "the chart stops its own DaemonSet; run alone, the model stops upstream's",
     "cluster.node_pod.image": "the chart's image follows the chart version",
     "cluster.node_pod.labels": "the chart's node pods carry the release's labels",
-    "cluster.deadline_seconds": "the chart derives it from cleanup.activeDeadlineSeconds (30 s earlier)",
+    "cluster.deadline_seconds": "the chart derives it from cleanup.job.activeDeadlineSeconds (30 s earlier)",
     "cluster.node_pod.service_account_name": "the chart makes the node pods a ServiceAccount of their own",
 }
 

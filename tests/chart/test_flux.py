@@ -37,7 +37,7 @@ def test_the_example_keeps_the_hooks_and_gives_them_more_time_than_the_job_takes
     assert spec["releaseName"] == "multus" and spec["chart"]["spec"]["chart"] == "./chart"
     assert spec["uninstall"]["disableHooks"] is False  # true would be `helm uninstall --no-hooks`
     assert "suspend" not in spec  # a suspended HelmRelease is deleted without any uninstall
-    deadline = spec["values"]["cleanup"]["activeDeadlineSeconds"]
+    deadline = spec["values"]["cleanup"]["job"]["activeDeadlineSeconds"]
     assert _seconds(spec["uninstall"]["timeout"]) > deadline, "the hook would time out before its own deadline"
     assert spec["install"]["crds"] == "Create"
 
@@ -51,4 +51,4 @@ def test_the_helm_release_renders_one_pre_delete_hook_bounded_by_its_values(helm
     hooks = [d for d in result.objects() if "helm.sh/hook" in (d["metadata"].get("annotations") or {})]
     assert [(d["kind"], d["metadata"]["name"], d["metadata"]["annotations"]["helm.sh/hook"]) for d in hooks] == [
         ("Job", "multus-cleanup", "pre-delete")]
-    assert hooks[0]["spec"]["activeDeadlineSeconds"] == spec["values"]["cleanup"]["activeDeadlineSeconds"]
+    assert hooks[0]["spec"]["activeDeadlineSeconds"] == spec["values"]["cleanup"]["job"]["activeDeadlineSeconds"]

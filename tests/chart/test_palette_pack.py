@@ -251,7 +251,7 @@ def test_pack_values_edited_in_a_profile_still_render(pack: Path, helm: Helm, tm
     chart_values["mode"] = "thin"
     chart_values["hostPaths"]["cniConfDir"] = "/var/lib/rancher/k3s/agent/etc/cni/net.d"
     chart_values["cleanup"]["image"]["repository"] = "registry.example.internal/mirror/multus-cleanup"
-    chart_values["cleanup"]["unreachableNodes"] = "skip"
+    chart_values["cleanup"]["nodes"]["unreachable"] = "skip"
     values = tmp_path / "edited.yaml"
     values.write_text(yaml.safe_dump(chart_values))
     result = template_tgz(helm, pack / "charts" / TGZ_NAME, values)

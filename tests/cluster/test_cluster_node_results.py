@@ -178,8 +178,8 @@ def test_a_sidecar_injected_into_every_pod_does_not_stop_the_uninstall(clean_clu
     print("admissionregistration.k8s.io serves:", " ".join(served.split()))
     # The node pods do not opt out (as with a mesh that injects regardless); the hook Job's pod does, as
     # docs/uninstall.md says to: a Job whose pod holds a sidecar never completes.
-    install(kit, "--set-string", r"cleanup.nodePodAnnotations.sidecar\.istio\.io/inject=true",
-            "--set-string", r"cleanup.podAnnotations.sidecar\.istio\.io/inject=false")
+    install(kit, "--set-string", r"cleanup.nodePod.annotations.sidecar\.istio\.io/inject=true",
+            "--set-string", r"cleanup.job.podAnnotations.sidecar\.istio\.io/inject=false")
     with sidecar_injector(kit, kit.nodes[-1]) as injector:
         with node_pod_watch(kit) as seen:
             result = kit.uninstall(HELM4)

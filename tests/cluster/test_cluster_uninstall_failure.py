@@ -52,7 +52,7 @@ def test_a_hook_pod_stopped_mid_run_reports_and_removes_its_node_pods(clean_clus
     kit = clean_cluster
     worker = kit.nodes[-1]
     kit.install(HELM4, "multus", "mode=thick", "cleanup.image.pullPolicy=IfNotPresent",
-                f"cleanup.jobNodeSelector.kubernetes\\.io/hostname={kit.nodes[0]}")
+                f"cleanup.job.nodeSelector.kubernetes\\.io/hostname={kit.nodes[0]}")
     kit.multus_pods_running()
     archive = tool.hook_image_archive()
     assert archive is not None

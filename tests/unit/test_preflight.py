@@ -18,7 +18,7 @@ from multus_cleanup.config.cluster import parse_cluster_config
     ('pods "x" is forbidden: insufficient quota to match these scopes: [{PriorityClass In [system-node-critical '
      'system-cluster-critical]}]', "cleanup.priorityClassName to another class"),
     ('pods "x" is forbidden: maximum memory usage per Container is 64Mi, but limit is 128Mi',
-     "cleanup.nodePodResources"),
+     "cleanup.nodePod.resources"),
     ('admission webhook "validate.kyverno.svc" denied the request: hostPath is not allowed',
      "add an exception for pods labelled app.kubernetes.io/name=multus-cleanup"),
     ('Pod "x" is invalid: spec.containers[0].securityContext: Invalid value', "fix the field it names"),

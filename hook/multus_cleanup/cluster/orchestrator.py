@@ -60,7 +60,7 @@ def _stopped_message(signal_name: str, summary: Summary) -> str:
     done = summary.count(NodeStatus.CLEAN)
     return (f"the cleanup was stopped ({signal_name}: the hook Job reached activeDeadlineSeconds, or its pod was "
             f"deleted) with {done} of {len(summary.outcomes)} node(s) clean; nothing was deleted from the API. Run "
-            "it again (a second `helm uninstall`), with a longer cleanup.activeDeadlineSeconds if time ran out")
+            "it again (a second `helm uninstall`), with a longer cleanup.job.activeDeadlineSeconds if time ran out")
 
 
 def _run(config: CleanupConfig, kube: Kube, owner: Owner | None, summary: Summary, events: JobEvents,
@@ -111,7 +111,7 @@ def _run(config: CleanupConfig, kube: Kube, owner: Owner | None, summary: Summar
     elif unreachable and cluster.unreachable_nodes == "fail":
         summary.error = (f"{len(unreachable)} node(s) could not be cleaned (unreachableNodes: fail): "
                          f"{', '.join(o.node for o in unreachable[:20])}. Bring them back, or set "
-                         "cleanup.unreachableNodes=skip to finish without them")
+                         "cleanup.nodes.unreachable=skip to finish without them")
     else:
         summary.deleted = delete_requested(kube, cluster)
         summary.success = True

@@ -55,7 +55,7 @@ def _advice(message: str, namespace: str) -> str:
                 f"{namespace}`), then uninstall again")
     if "limitrange" in text or "per container" in text or "per pod" in text:
         return (f"A LimitRange in namespace {namespace} rejects the node pods' resources: set "
-                "cleanup.nodePodResources within its bounds (`kubectl describe limitrange -n "
+                "cleanup.nodePod.resources within its bounds (`kubectl describe limitrange -n "
                 f"{namespace}`)")
     if "admission webhook" in text or "validatingadmissionpolic" in text or "denied" in text:
         return ("An admission webhook or policy (Kyverno, Gatekeeper, a ValidatingAdmissionPolicy) denies them: "
