@@ -180,8 +180,9 @@ def registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
 
 @pytest.fixture(scope="module")
-def gpg_keys(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, Path, Path]:
-    """(key name, secret keyring, public keyring): a throwaway RSA key, in legacy keyrings as Helm reads them."""
+def gpg_keys(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path, Path]]:
+    """(key name, secret keyring, public keyring): a throwaway RSA key, in legacy keyrings as Helm reads them.
+    gpg starts a gpg-agent for the key's home; it is stopped at the end (it would outlive the tests)."""
     gpg = shutil.which("gpg")
     if gpg is None:
         pytest.fail("gpg is missing (apt-get install gnupg; tools/install-deps does)", pytrace=False)
@@ -199,7 +200,10 @@ def gpg_keys(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, Path, Path]
     secring, pubring = home / "secring.gpg", home / "pubring.gpg"
     secring.write_bytes(run("--export-secret-keys", name))
     pubring.write_bytes(run("--export", name))
-    return name, secring, pubring
+    try:
+        yield name, secring, pubring
+    finally:
+        subprocess.run(["gpgconf", "--kill", "gpg-agent"], env=env, capture_output=True, timeout=30, check=False)
 
 
 def test_signed_package_pushed_to_an_oci_registry_comes_back_the_same_and_verifies(
