@@ -54,6 +54,9 @@ RELEASE = "multus"
 JOB = "multus-cleanup"
 MULTUS_SELECTOR = "app.kubernetes.io/instance=multus,app.kubernetes.io/component=cni"
 CONTROL_PLANE = ("etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler")
+# Seconds the control plane and the fake nodes are watched, idle, before the hook: what the cluster costs
+# without any cleanup (Lease renewals, controllers' resyncs), so the run's own CPU can be told apart.
+BASELINE_SECONDS = 20.0
 TICK = os.sysconf("SC_CLK_TCK")
 DS_CONTROLLER_QPS = 20.0  # kube-controller-manager's default --kube-api-qps: the DaemonSet controller's delete rate
 
@@ -111,6 +114,20 @@ class RealRun:
     timeline: list[dict[str, Any]] = field(default_factory=list)  # every 0.5 s: CPU seconds so far per process
     progress: list[list[float]] = field(default_factory=list)  # per s from spawn: [t, Multus pods left, nodes done]
     log_tail: str = ""
+    # cores each process used while idle, just before the hook (BASELINE_SECONDS): the cluster's own load
+    baseline_cores: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def own_cpu_seconds(self) -> float:
+        """CPU seconds the run itself caused, in every process: its total minus the idle load over its wall time."""
+        return sum(cpu - self.baseline_cores.get(name, 0.0) * self.wall_seconds
+                   for name, cpu in self.cpu_seconds.items())
+
+    @property
+    def cpu_floor_seconds(self) -> float:
+        """The shortest this machine could do the run's work: its own CPU over the cores the idle load leaves."""
+        spare = (os.cpu_count() or 1) - sum(self.baseline_cores.values())
+        return self.own_cpu_seconds / spare if spare > 0 else float("nan")
 
     @property
     def sweep_ideal_seconds(self) -> float:
@@ -263,6 +280,13 @@ class Sampler(threading.Thread):
         return used, (busy1 - busy0) / max(1, total1 - total0)
 
 
+def idle_cores(pids: dict[str, int], seconds: float) -> dict[str, float]:
+    """Cores each process uses over `seconds` (the cluster left alone)."""
+    before = {name: cpu_of(pid) or 0.0 for name, pid in pids.items()}
+    time.sleep(seconds)
+    return {name: round(((cpu_of(pid) or 0.0) - before[name]) / seconds, 3) for name, pid in pids.items()}
+
+
 # -- one size ---------------------------------------------------------------------------------------------
 
 def _without_real_node(cluster: devcluster.Cluster) -> None:
@@ -330,10 +354,12 @@ def run_size(nodes: int, *, pod_seconds: float, lease_interval: float, workdir: 
         setup["multus_pods_seconds"] = round(time.monotonic() - t1, 1)
         log(f"  {nodes:>5} nodes: control plane {setup['control_plane_seconds']:.0f} s, nodes "
             f"{setup['nodes_seconds']:.0f} s, {nodes} Multus pods Running in {setup['multus_pods_seconds']:.0f} s")
+        baseline = idle_cores({name: cluster.state.processes[f"control-plane/{name}"] for name in CONTROL_PLANE}
+                              | {"fake nodes": fake.proc.pid}, BASELINE_SECONDS)
         job = _create_job(cluster)
         settings = yaml.safe_load(config.read_text())["cluster"]
         return _hook(cluster, fake, job, config, nodes=nodes, pod_seconds=pod_seconds, settings=settings,
-                     workdir=workdir, setup=setup, env=env, commit=commit)
+                     workdir=workdir, setup=setup, env=env, commit=commit, baseline=baseline)
     finally:
         if fake is not None:
             fake.stop()
@@ -353,7 +379,7 @@ def _create_job(cluster: devcluster.Cluster) -> str:
 
 def _hook(cluster: devcluster.Cluster, fake: FakeNodes, job_text: str, config: Path, *, nodes: int,
           pod_seconds: float, settings: dict[str, Any], workdir: Path, setup: dict[str, float],
-          env: dict[str, str], commit: str) -> RealRun:
+          env: dict[str, str], commit: str, baseline: dict[str, float]) -> RealRun:
     job = json.loads(job_text)
     peak_file = workdir / f"peak-rss-{nodes}"
     peak_file.unlink(missing_ok=True)
@@ -443,7 +469,7 @@ def _hook(cluster: devcluster.Cluster, fake: FakeNodes, job_text: str, config: P
                                                "stop + sweep": (patch - start_wall if patch else wall,
                                                                 (last_report or end_wall) - start_wall),
                                                "tail": ((last_report or end_wall) - start_wall, wall)}),
-        log_tail="\n".join(line for _, line in stamped.lines[-8:]))
+        log_tail="\n".join(line for _, line in stamped.lines[-8:]), baseline_cores=baseline)
 
 
 def _phase_cpu(samples: list[dict[str, Any]], phases: dict[str, tuple[float, float]]) -> dict[str, dict[str, float]]:
@@ -524,6 +550,13 @@ def report(results: list[RealRun]) -> str:
                    f"{c['cores']:.2f}"] for r in results for phase, c in r.phase_cpu.items()]
     text += "\n\nCPU seconds per phase (cores used: all of these processes together; the machine has " \
             f"{os.cpu_count()}):\n" + table(["nodes", "phase", "seconds", *names, "cores used"], phase_rows)
+    text += "\n\nThe run's own CPU (every process's CPU minus its idle load before the hook times the wall time) " \
+            "and the shortest this machine could do that work on the cores the idle load leaves:\n" + table(
+                ["nodes", "idle cores (Leases, controllers)", "own CPU s", "own CPU ms per node", "CPU floor s",
+                 "wall / CPU floor"],
+                [[f"{r.nodes:,}", f"{sum(r.baseline_cores.values()):.2f}", f"{r.own_cpu_seconds:.1f}",
+                  f"{r.own_cpu_seconds / r.nodes * 1000:.0f}", f"{r.cpu_floor_seconds:.1f}",
+                  f"{r.wall_seconds / r.cpu_floor_seconds:.2f}"] for r in results if r.baseline_cores])
     for r in results:
         if r.error:
             text += f"\n{r.nodes:,} nodes: {r.error}"
@@ -533,7 +566,8 @@ def report(results: list[RealRun]) -> str:
 def to_json(results: list[RealRun]) -> list[dict[str, Any]]:
     return [{**asdict(r), "ratio": r.ratio, "controller_ratio": r.controller_ratio,
              "total_requests": r.total_requests,
-             "sweep_ideal_seconds": r.sweep_ideal_seconds} for r in results]
+             "sweep_ideal_seconds": r.sweep_ideal_seconds, "own_cpu_seconds": round(r.own_cpu_seconds, 1),
+             "cpu_floor_seconds": round(r.cpu_floor_seconds, 1)} for r in results]
 
 
 def from_json(items: list[dict[str, Any]]) -> list[RealRun]:
