@@ -52,3 +52,5 @@ def test_the_helm_release_renders_one_pre_delete_hook_bounded_by_its_values(helm
     assert [(d["kind"], d["metadata"]["name"], d["metadata"]["annotations"]["helm.sh/hook"]) for d in hooks] == [
         ("Job", "multus-cleanup", "pre-delete")]
     assert hooks[0]["spec"]["activeDeadlineSeconds"] == spec["values"]["cleanup"]["job"]["activeDeadlineSeconds"]
+    # helm-controller panics on this annotation and never finishes the uninstall (fluxcd/helm-controller#1562)
+    assert "helm.sh/hook-output-log-policy" not in hooks[0]["metadata"]["annotations"]

@@ -7,9 +7,10 @@ with cluster-admin rights. The chart comes from a Helm repository (`helm package
 over HTTP on 127.0.0.1: a HelmRepository is the plainest source a HelmRelease names, and needs nothing beyond
 Helm and Python.
 
-With helm-controller v1.4.3 and the chart's `helm.sh/hook-output-log-policy` on the hook Job this test fails:
-the hook runs and cleans every node, then helm-controller panics (nil HookOutputFunc, fluxcd/helm-controller#1562)
-and the HelmRelease is never deleted. `wait_deleted` names the panic (docs/flux.md)."""
+The HelmRelease is examples/flux/helmrelease.yaml's, with the image values the other cluster tests give `helm
+install`. Its `cleanup.job.hookOutputLogs: false` matters: with the hook Job's `helm.sh/hook-output-log-policy`,
+helm-controller v1.4.3 runs the hook, then panics (nil HookOutputFunc, fluxcd/helm-controller#1562) and never
+deletes the HelmRelease; `wait_deleted` names such a panic (docs/flux.md)."""
 
 from __future__ import annotations
 
@@ -30,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 from clusterkit import CHART, HELM3, HELM4, IMAGE_VALUES, NAMESPACE, PRIMARY_CONFIG, ClusterKit, wait_for
 
 pytestmark = pytest.mark.cluster
@@ -52,6 +54,14 @@ def flux_part() -> Path:
         pytest.fail(f"the Flux controllers are not built for the pinned inputs ({part}: missing "
                     f"{', '.join(missing) or 'crds/*.yaml'}): run tools/build-real flux (tools/install-deps does)")
     return part
+
+
+def example_helmrelease() -> dict[str, Any]:
+    """The HelmRelease of examples/flux/helmrelease.yaml."""
+    docs = yaml.safe_load_all((REPO / "examples" / "flux" / "helmrelease.yaml").read_text())
+    release: dict[str, Any] = next(d for d in docs if d["kind"] == "HelmRelease")
+    assert release["metadata"]["name"] == RELEASE and release["metadata"]["namespace"] == NAMESPACE
+    return release
 
 
 def free_port() -> int:
@@ -230,17 +240,15 @@ def test_deleting_the_helmrelease_runs_the_pre_delete_hook_under_flux(clean_clus
                         "metadata": {"name": "multus-cleanup", "namespace": SOURCE_NAMESPACE},
                         "spec": {"url": repo_url, "interval": "1h"}})
             wait_ready(kit, "helmrepository", "multus-cleanup", SOURCE_NAMESPACE, controllers, 120)
-            # examples/flux/helmrelease.yaml's install/upgrade/uninstall settings, with the values the other
+            # examples/flux/helmrelease.yaml, its chart from the repository above, with the values the other
             # cluster tests give `helm install` for the images the nodes carry (imported, never pulled)
-            apply(kit, {"apiVersion": "helm.toolkit.fluxcd.io/v2", "kind": "HelmRelease",
-                        "metadata": {"name": RELEASE, "namespace": NAMESPACE},
-                        "spec": {"interval": "1h", "releaseName": RELEASE, "targetNamespace": NAMESPACE,
-                                 "chart": {"spec": {"chart": "multus", "sourceRef": {
-                                     "kind": "HelmRepository", "name": "multus-cleanup",
-                                     "namespace": SOURCE_NAMESPACE}}},
-                                 "install": {"crds": "Create"}, "upgrade": {"crds": "CreateReplace"},
-                                 "uninstall": {"timeout": "5m", "disableHooks": False},
-                                 "values": {"mode": "thick", **nested(IMAGE_VALUES)}}})
+            example = example_helmrelease()
+            values = example["spec"]["values"]
+            for key, value in nested(IMAGE_VALUES).items():
+                values[key] = {**values.get(key, {}), **value} if isinstance(value, dict) else value
+            example["spec"]["chart"] = {"spec": {"chart": "multus", "sourceRef": {
+                "kind": "HelmRepository", "name": "multus-cleanup", "namespace": SOURCE_NAMESPACE}}}
+            apply(kit, example)
             wait_ready(kit, "helmrelease", RELEASE, NAMESPACE, controllers, 360)
             kit.multus_pods_running()
             for node in kit.nodes:
