@@ -179,9 +179,9 @@ def test_image_size(archive: ImageArchive, capsys: pytest.CaptureFixture[str]) -
 
 def job_security() -> dict[str, Any]:
     """The hook Job's container securityContext and pod user, from the chart's values."""
-    cleanup = yaml.safe_load((REPO / "chart/values.yaml").read_text())["cleanup"]
-    pod = cleanup["podSecurityContext"]
-    return {**cleanup["securityContext"], "runAsUser": pod["runAsUser"], "runAsGroup": pod["runAsGroup"],
+    job = yaml.safe_load((REPO / "chart/values.yaml").read_text())["cleanup"]["job"]
+    pod = job["podSecurityContext"]
+    return {**job["securityContext"], "runAsUser": pod["runAsUser"], "runAsGroup": pod["runAsGroup"],
             "seccompProfile": pod["seccompProfile"]}
 
 
