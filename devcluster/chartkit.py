@@ -119,7 +119,10 @@ class ClusterKit:
                        if p["status"].get("phase") == "Running" and not p["metadata"].get("deletionTimestamp")
                        and all(c.get("ready") for c in p["status"].get("containerStatuses", []))}
             return running if set(running) == set(self.nodes) else {}
-        running = dict(wait_for("a Running Multus pod on every node", ready, 180))
+        try:
+            running = dict(wait_for("a Running Multus pod on every node", ready, 180))
+        except AssertionError as err:
+            raise AssertionError(f"{err}; {self._multus_pods_state(release)}") from None
 
         def unconfigured() -> list[str]:
             return [n for n in self.nodes if not self.loaded_config(n).startswith("00-multus")]
@@ -130,6 +133,23 @@ class ClusterKit:
                                     check=False).stdout for n in unconfigured()}
             raise AssertionError(f"{err}; the Multus pods' logs: {logs}") from None
         return running
+
+    def _multus_pods_state(self, release: str) -> str:
+        """Each Multus pod's node, phase and container states, and the namespace's Warning Events: why a
+        Multus pod is not Running, as `kubectl describe` would say it."""
+        pods = self.pods(NAMESPACE, f"app.kubernetes.io/instance={release},app.kubernetes.io/component=cni")
+        states = []
+        for p in pods:
+            containers = [f"{c['name']} ready={c.get('ready')} {json.dumps(c.get('state', {}))}"
+                          for c in (*p["status"].get("initContainerStatuses", []),
+                                    *p["status"].get("containerStatuses", []))]
+            states.append(f"{p['metadata']['name']} on {p['spec'].get('nodeName', '(unscheduled)')}: "
+                          f"{p['status'].get('phase')}{' (deleting)' if p['metadata'].get('deletionTimestamp') else ''}"
+                          f" [{'; '.join(containers)}]")
+        events = self.kubectl("get", "events", "-n", NAMESPACE, "--field-selector", "type=Warning",
+                              "-o", "custom-columns=OBJECT:.involvedObject.name,REASON:.reason,MESSAGE:.message",
+                              "--no-headers", check=False).stdout.strip().splitlines()[-10:]
+        return f"the Multus pods: {states or 'none'}; Warning Events: {events or 'none'}"
 
     def multus_leftovers(self, node: str) -> list[str]:
         """The Multus files still on NODE (its /run/multus included, read on the node itself)."""
