@@ -11,7 +11,7 @@ from typing import TextIO
 
 from . import __version__
 from .config import ConfigError
-from .report import ExitCode
+from .report import ExitCode, NodeReport
 
 
 def build_parser(env: Mapping[str, str] = os.environ, *, cluster_commands: bool = True) -> argparse.ArgumentParser:
@@ -42,6 +42,10 @@ def build_parser(env: Mapping[str, str] = os.environ, *, cluster_commands: bool 
                       help="a host path: move Multus's files there instead of deleting them")
     node.add_argument("--report-file", metavar="FILE",
                       help="also write the report as compact JSON to FILE (e.g. /dev/termination-log)")
+    node.add_argument("--restore-renamed-primary-only", action="store_true",
+                      help="only rename back the primary config that thin Multus's --rename-conf-file renamed "
+                           "to <name>.old, leaving Multus's files (thin Multus's init container: a restarted "
+                           "thin Multus finds no primary config otherwise)")
     node.add_argument("--node-name", default=env.get("NODE_NAME") or socket.gethostname(),
                       help="the node's name in the report (default: $NODE_NAME or the hostname)")
 
@@ -75,9 +79,11 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
 def _node(args: argparse.Namespace, env: Mapping[str, str], out: TextIO, err_out: TextIO) -> int:
     from .config import CONFIG_ENV, load_config
     from .config.node import check_backup_dir
-    from .node.engine import NodeRun, clean_node
+    from .node.engine import NodeRun, clean_node, restore_renamed_primary
     from .report import LOG_REPORT_PREFIX
 
+    if args.restore_renamed_primary_only and (args.backup_dir or args.report_file or args.output != "text"):
+        raise ConfigError("--restore-renamed-primary-only", "takes none of --backup-dir, --report-file, --output")
     config = load_config(args.config, env.get(CONFIG_ENV))
     if not os.path.isdir(args.host_root):
         raise ConfigError("--host-root", f"{args.host_root} is not a directory (mount the node's root there)")
@@ -86,6 +92,8 @@ def _node(args: argparse.Namespace, env: Mapping[str, str], out: TextIO, err_out
     run = NodeRun(host_root=args.host_root, node_name=args.node_name, dry_run=args.dry_run,
                   backup_dir=args.backup_dir)
     try:
+        if args.restore_renamed_primary_only:
+            return _restored(restore_renamed_primary(config.node, run), out, err_out)
         report = clean_node(config.node, run)
     except OSError as err:
         print(f"multus-cleanup: cannot inspect the node: {err}", file=err_out)
@@ -99,6 +107,18 @@ def _node(args: argparse.Namespace, env: Mapping[str, str], out: TextIO, err_out
         print(LOG_REPORT_PREFIX + report.to_json(compact=True), file=out)
     if args.dry_run:
         return ExitCode.OK
+    return ExitCode.OK if report.clean else ExitCode.FAILED
+
+
+def _restored(report: NodeReport, out: TextIO, err_out: TextIO) -> int:
+    for error in report.errors:
+        print(f"multus-cleanup: {error}", file=err_out)
+    verb = "would rename" if report.dry_run else "renamed"
+    for move in report.restored:
+        print(f"{report.node}: {verb} {move.source} back to {move.target} (thin Multus renames it again as it "
+              "starts)", file=out)
+    if report.clean and not report.restored:
+        print(f"{report.node}: no renamed primary CNI config to rename back", file=out)
     return ExitCode.OK if report.clean else ExitCode.FAILED
 
 

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 from ..config import NodeConfig
 from ..report import Kept, Move, NodeReport
-from .footprint import Action, Plan, make_plan
+from .footprint import Action, Plan, make_plan, make_restore_plan
 from .hostfs import HostFS, HostPathError
 from .verify import inspect
 
@@ -46,6 +46,30 @@ def clean_node(cfg: NodeConfig, run: NodeRun) -> NodeReport:
             report.errors.append(str(err))
             break
     _verify(fs, cfg, report, plan_after=make_plan(fs, cfg))
+    return report
+
+
+def restore_renamed_primary(cfg: NodeConfig, run: NodeRun) -> NodeReport:
+    """Rename back the primary config that thin Multus renamed to `<name>.old`, and nothing else (thin
+    Multus's init container, before each start: see make_restore_plan). `clean` means it went without error;
+    Multus's own files stay, and the runtime keeps loading Multus's config throughout."""
+    fs = HostFS(run.host_root)
+    report = NodeReport(node=run.node_name, host_root=run.host_root, dry_run=run.dry_run)
+    plan = make_restore_plan(fs, cfg)
+    report.found = plan.found
+    report.errors += list(plan.problems) + _preflight(fs, plan, run)
+    if report.errors:
+        pass  # nothing is touched
+    elif run.dry_run:
+        report.restored = [Move(a.entry.host_path, a.restore_to) for a in plan.actions if a.restore_to]
+    else:
+        for action in plan.actions:
+            try:
+                _apply(fs, action, run, report)
+            except HostPathError as err:
+                report.errors.append(str(err))
+                break
+    report.clean = not report.errors
     return report
 
 

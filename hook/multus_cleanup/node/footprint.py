@@ -62,16 +62,7 @@ def make_plan(fs: HostFS, cfg: NodeConfig) -> Plan:
     conf_dir, bin_dir = cfg.cni_conf_dir, cfg.cni_bin_dir
     actions: list[Action] = []
 
-    multus_configs: list[Entry] = []
-    other_configs: list[str] = []
-    for name in config_names(fs, conf_dir):
-        path = posixpath.join(conf_dir, name)
-        entry = fs.entry(path)
-        assert entry is not None
-        if is_multus_config(cfg, read_netconf(fs, path)):
-            multus_configs.append(entry)
-        else:
-            other_configs.append(path)
+    multus_configs, other_configs = _configs(fs, cfg)
     conf_temps = _matching(fs, conf_dir, cfg.conf_temp_files, exclude=set()) + _multus_backups(fs, cfg)
     data_dir = fs.entry(cfg.multus_conf_dir)
     binaries = [e for e in (fs.entry(posixpath.join(bin_dir, b)) for b in cfg.binaries) if e]
@@ -99,6 +90,31 @@ def make_plan(fs: HostFS, cfg: NodeConfig) -> Plan:
     actions += [Action(Phase.BINARIES_AND_CACHES, e, harmless=_is_empty_dir(e))
                 for e in binaries + bin_temps + passthru + caches + extras]
     return Plan(tuple(sorted(actions, key=lambda a: a.phase)), tuple(problems))
+
+
+def make_restore_plan(fs: HostFS, cfg: NodeConfig) -> Plan:
+    """Only the first phase of make_plan: the primary config that thin Multus's `--rename-conf-file` renamed
+    to `<name>.old`, to rename back while Multus's own files stay. A restarted thin Multus looks for its
+    primary among the plain names only, finds none and exits, again and again (CrashLoopBackOff)."""
+    multus_configs, other_configs = _configs(fs, cfg)
+    restores, problem = _renamed_primaries(fs, cfg, multus_configs, other_configs, bool(multus_configs))
+    return Plan(tuple(Action(Phase.RESTORE_PRIMARY, old, restore_to=plain) for old, plain in restores),
+                (problem,) if problem else ())
+
+
+def _configs(fs: HostFS, cfg: NodeConfig) -> tuple[list[Entry], list[str]]:
+    """The config dir's CNI configs the runtime would consider: Multus's entries, and the others' paths."""
+    multus_configs: list[Entry] = []
+    other_configs: list[str] = []
+    for name in config_names(fs, cfg.cni_conf_dir):
+        path = posixpath.join(cfg.cni_conf_dir, name)
+        entry = fs.entry(path)
+        assert entry is not None
+        if is_multus_config(cfg, read_netconf(fs, path)):
+            multus_configs.append(entry)
+        else:
+            other_configs.append(path)
+    return multus_configs, other_configs
 
 
 def _is_empty_dir(entry: Entry) -> bool:
