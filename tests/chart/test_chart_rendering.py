@@ -187,6 +187,29 @@ def test_thin_cleans_its_config_on_exit_by_default_and_keeps_the_primary_config(
     assert "--cleanup-config-on-exit=false" in args
 
 
+def test_thin_with_rename_conf_file_renames_the_primary_back_before_each_start(helm: Helm, render: Render) -> None:
+    """thin_entrypoint, restarted, finds no plain primary config and exits (CrashLoopBackOff on the real
+    cluster): an init container of the cleanup image renames `<primary>.old` back first, as the first one."""
+    paths = {"cniConfDir": "/var/lib/rancher/rke2/agent/etc/cni/net.d"}
+    result = render(helm, set_values={"mode": "thin", "hostPaths": paths,
+                                      "config": {"renameConfFile": True, "cleanupConfigOnExit": False}})
+    inits = containers(ds(result), init=True)
+    assert list(inits) == ["restore-renamed-primary", "install-multus-binary"]
+    restore = inits["restore-renamed-primary"]
+    (hook_job,) = result.from_template("templates/cleanup-job.yaml")
+    assert restore["image"] == containers(hook_job)["cleanup"]["image"]  # the hook's image
+    assert restore["command"] == ["multus-cleanup", "node", "--restore-renamed-primary-only", "--host-root", "/host"]
+    assert restore["volumeMounts"] == [{"name": "cni", "mountPath": "/host" + paths["cniConfDir"]}]
+    assert volumes(ds(result))["cni"]["hostPath"]["path"] == paths["cniConfDir"]
+    env = {e["name"]: e.get("value") for e in restore["env"]}
+    node_config = json.loads(env["MULTUS_CLEANUP_CONFIG"])["node"]
+    assert node_config["cniConfDir"] == paths["cniConfDir"] and node_config["restoreRenamedPrimary"] is True
+    assert restore["securityContext"]["capabilities"] == {"drop": ["ALL"]}
+    assert not restore["securityContext"]["privileged"]
+    for other in ({"mode": "thin"}, {"mode": "thick"}):
+        assert "restore-renamed-primary" not in containers(ds(render(helm, set_values=other)), init=True)
+
+
 def test_thin_refuses_rename_conf_file_with_cleanup_on_exit(helm: Helm, render: Render) -> None:
     """Together they leave a restarted node with only `<primary>.old`: no pod networking at all."""
     result = render(helm, set_values={"mode": "thin", "config": {"renameConfFile": True}})

@@ -5,6 +5,7 @@ real Job controller, its node pods under the real kubelets, and afterwards every
 from __future__ import annotations
 
 import ipaddress
+import time
 
 import pytest
 from clusterkit import HELM3, HELM4, NAD_SUBNET, NAMESPACE, PRIMARY_CONFIG, ClusterKit
@@ -60,14 +61,26 @@ def test_install_attach_uninstall(clean_cluster: ClusterKit, helm: str, values: 
 
 def test_a_thin_multus_restart_with_renamed_primary_keeps_the_node_ready(clean_cluster: ClusterKit) -> None:
     """renameConfFile leaves only `<primary>.old` beside Multus's config: a restarted Multus pod must not take
-    the node's last config with it (the chart refuses cleanupConfigOnExit with it, see test_chart_rendering)."""
+    the node's last config with it (the chart refuses cleanupConfigOnExit with it, see test_chart_rendering),
+    and must start again. thin_entrypoint alone finds no plain primary config then and exits, again and again
+    (CrashLoopBackOff: this test caught it); the chart's restore-renamed-primary init container renames the
+    primary back before each start."""
     kit = clean_cluster
     kit.install(HELM4, "multus", "mode=thin", "config.renameConfFile=true", "config.cleanupConfigOnExit=false")
     worker = kit.nodes[-1]
+    renamed = kit.cluster.node_root(worker) / "etc/cni/net.d" / f"{PRIMARY_CONFIG}.old"
     old_pod = kit.multus_pods_running()[worker]
+    assert renamed.exists(), "thin Multus did not rename the primary config"
     kit.kubectl("delete", "pod", old_pod, "-n", NAMESPACE, "--wait=true")
     new_pod = kit.multus_pods_running()[worker]
     assert new_pod != old_pod
+    time.sleep(15)  # a crash-looping thin_entrypoint exits within a second of each start
+    pod = kit.cluster.get_json("pod", new_pod, "-n", NAMESPACE)
+    restarts = {c["name"]: c["restartCount"] for c in pod["status"]["containerStatuses"]}
+    assert restarts == {"kube-multus": 0}, f"the restarted Multus pod's containers restarted: {restarts}"
+    assert renamed.exists(), "the restarted Multus did not rename the primary config again"
+    logs = kit.kubectl("logs", "-n", NAMESPACE, new_pod, "-c", "restore-renamed-primary").stdout
+    assert f"renamed /etc/cni/net.d/{PRIMARY_CONFIG}.old back to /etc/cni/net.d/{PRIMARY_CONFIG}" in logs, logs
     assert worker in kit.cluster.ready_nodes(), f"{worker} went NotReady after its Multus pod restarted"
     assert kit.loaded_config(worker).startswith("00-multus"), kit.loaded_config(worker)
     kit.start_pod("after-restart", worker)
