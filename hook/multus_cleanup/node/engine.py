@@ -38,13 +38,7 @@ def clean_node(cfg: NodeConfig, run: NodeRun) -> NodeReport:
         report.removed = [a.entry.host_path for a in plan.actions if not a.is_restore]
         _verify(fs, cfg, report, plan_after=plan)
         return report
-    for action in plan.actions:
-        try:
-            _apply(fs, action, run, report)
-        except HostPathError as err:
-            # Stop at the first failure: the order guarantees the node is consistent up to here.
-            report.errors.append(str(err))
-            break
+    _apply_in_order(fs, plan, run, report)
     _verify(fs, cfg, report, plan_after=make_plan(fs, cfg))
     return report
 
@@ -63,12 +57,7 @@ def restore_renamed_primary(cfg: NodeConfig, run: NodeRun) -> NodeReport:
     elif run.dry_run:
         report.restored = [Move(a.entry.host_path, a.restore_to) for a in plan.actions if a.restore_to]
     else:
-        for action in plan.actions:
-            try:
-                _apply(fs, action, run, report)
-            except HostPathError as err:
-                report.errors.append(str(err))
-                break
+        _apply_in_order(fs, plan, run, report)
     report.clean = not report.errors
     return report
 
@@ -100,6 +89,16 @@ def _backup_dir_problems(fs: HostFS, backup_dir: str) -> list[str]:
     assert real is not None
     reason = fs.why_not_writable(real)
     return [f"cannot back up into {backup_dir}: {existing}: {reason}"] if reason else []
+
+
+def _apply_in_order(fs: HostFS, plan: Plan, run: NodeRun, report: NodeReport) -> None:
+    for action in plan.actions:
+        try:
+            _apply(fs, action, run, report)
+        except HostPathError as err:
+            # Stop at the first failure: the order guarantees the node is consistent up to here.
+            report.errors.append(str(err))
+            return
 
 
 def _apply(fs: HostFS, action: Action, run: NodeRun, report: NodeReport) -> None:
